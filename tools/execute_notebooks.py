@@ -1,0 +1,77 @@
+"""Execute chapters: read each MyST source (notebooks/NN_topic.md), run it top to bottom
+on a fresh kernel, and write the paired, executed notebooks/NN_topic.ipynb.
+
+    python tools/execute_notebooks.py                      # every chapter
+    python tools/execute_notebooks.py notebooks/03_*.md    # some chapters
+
+The .ipynb is always rebuilt from the .md (no stale outputs survive), with the
+notebook folder as the working directory, exactly as nbval runs it. A cell that
+raises stops the run with the cell's source and error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+import time
+from pathlib import Path
+
+import jupytext
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+
+
+def execute(md: Path, timeout: int = 1200) -> float:
+    md = md.resolve()
+    if md.suffix != ".md":
+        raise SystemExit(f"{md}: give the .md source, not {md.suffix}")
+    nb = jupytext.read(md)
+    for i, cell in enumerate(nb.cells):  # stable ids: re-executing an unchanged chapter changes no id
+        digest = hashlib.sha1(cell.source.encode("utf-8")).hexdigest()[:8]
+        cell.id = f"c{i:03d}-{digest}"
+    nb.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"})
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(md.parent)}},
+        record_timing=False,
+    )
+    start = time.perf_counter()
+    client.execute()
+    elapsed = time.perf_counter() - start
+    out = md.with_suffix(".ipynb")
+    # keep the jupytext pairing information and nothing machine specific
+    nb.metadata.pop("widgets", None)
+    jupytext.write(nb, out, fmt="ipynb")
+    nbformat.validate(nbformat.read(out, as_version=4))
+    return elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("notebooks", nargs="*", type=Path, help="MyST sources (default: all of notebooks/*.md)")
+    parser.add_argument("--timeout", type=int, default=1200, help="seconds per cell")
+    args = parser.parse_args(argv)
+    paths = args.notebooks or sorted(NOTEBOOKS.glob("[0-9A-Z]*.md"))
+    total = 0.0
+    for md in paths:
+        print(f"executing {md} ...", flush=True)
+        try:
+            seconds = execute(Path(md), args.timeout)
+        except CellExecutionError as err:
+            print(f"FAILED: {md}\n{err}", file=sys.stderr)
+            return 1
+        total += seconds
+        print(f"  done in {seconds:.1f} s", flush=True)
+    print(f"executed {len(paths)} notebook(s) in {total:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
