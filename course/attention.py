@@ -1,0 +1,167 @@
+"""Causal self-attention in PyTorch (chapter 04; the KV cache is used in chapter 06).
+
+* `attention_weights(q, k, causal)` and `naive_attention(q, k, v, causal)`: the
+  formula softmax(QKᵀ/√d_k)·V written out, materialising the (T x T) weights.
+  Chapter 04 checks it against chapter 03's NumPy version and against
+  `torch.nn.functional.scaled_dot_product_attention` (SDPA).
+* `CausalSelfAttention`: the multi-head layer of the GPT model. One linear layer
+  makes queries, keys and values; heads are split, optionally rotated by RoPE,
+  attended with SDPA (fused kernels; FlashAttention on GPUs), merged and
+  projected. With ``return_weights=True`` it takes the slow, explicit path and
+  also returns the attention weights for plotting.
+* `KVCache`: keys and values of earlier positions, kept per layer so that
+  generating one more token costs one query against the cache instead of a
+  recomputation of the whole sequence.
+
+Shapes: x is (batch, time, d_model); heads are (batch, heads, time, head_dim).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .positional import RoPE
+
+
+def causal_mask(t_q: int, t_k: int | None = None, device: torch.device | str | None = None) -> Tensor:
+    """Boolean (t_q, t_k) mask, True where attention is allowed.
+
+    The queries are the *last* t_q positions of the t_k keys (as with a KV cache),
+    so query i may see keys 0 .. (t_k - t_q + i).
+    """
+    t_k = t_q if t_k is None else t_k
+    if t_k < t_q:
+        raise ValueError(f"more queries ({t_q}) than keys ({t_k}): queries must be the last positions of the keys.")
+    return torch.ones(t_q, t_k, dtype=torch.bool, device=device).tril(diagonal=t_k - t_q)
+
+
+def _check_heads(q: Tensor, k: Tensor, v: Tensor) -> None:
+    if q.dim() < 2 or k.dim() != q.dim() or v.dim() != q.dim():
+        raise ValueError(
+            f"q, k, v must have the same number of dimensions (..., time, head_dim); got shapes "
+            f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}."
+        )
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"q and k must share head_dim (last axis): {q.shape[-1]} vs {k.shape[-1]}.")
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"k and v must have the same number of positions: {k.shape[-2]} vs {v.shape[-2]}.")
+
+
+def attention_weights(q: Tensor, k: Tensor, causal: bool = True) -> Tensor:
+    """softmax(QKᵀ/√d_k) over the keys, with future keys masked to exactly 0 when ``causal``."""
+    _check_heads(q, k, k)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if causal:
+        mask = causal_mask(q.shape[-2], k.shape[-2], device=q.device)
+        scores = scores.masked_fill(~mask, float("-inf"))  # -inf before the softmax, never 0 after it
+    return torch.softmax(scores, dim=-1)
+
+
+def naive_attention(q: Tensor, k: Tensor, v: Tensor, causal: bool = True) -> tuple[Tensor, Tensor]:
+    """The explicit formula: returns (output, weights). Memory grows as T² per head."""
+    _check_heads(q, k, v)
+    weights = attention_weights(q, k, causal)
+    return weights @ v, weights
+
+
+class KVCache:
+    """Keys and values of the positions seen so far, one (k, v) pair per layer.
+
+    Each tensor has shape (batch, heads, positions, head_dim). `length` is the
+    number of cached positions: the position of the next token.
+    """
+
+    def __init__(self, n_layer: int) -> None:
+        self.layers: list[tuple[Tensor, Tensor] | None] = [None] * n_layer
+
+    @property
+    def length(self) -> int:
+        """Positions cached so far (by the first layer: during a forward pass, later layers lag behind)."""
+        return self.layer_length(0)
+
+    def layer_length(self, layer: int) -> int:
+        kv = self.layers[layer]
+        return 0 if kv is None else kv[0].shape[-2]
+
+    def update(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Append new keys/values for ``layer``; return all keys/values so far."""
+        past = self.layers[layer]
+        if past is not None:
+            k = torch.cat((past[0], k), dim=-2)
+            v = torch.cat((past[1], v), dim=-2)
+        self.layers[layer] = (k, v)
+        return k, v
+
+    def nbytes(self) -> int:
+        """Memory held by the cache, in bytes."""
+        return sum(t.numel() * t.element_size() for kv in self.layers if kv is not None for t in kv)
+
+    def crop(self, length: int) -> None:
+        """Keep only the first ``length`` positions (used to slide or rewind)."""
+        self.layers = [None if kv is None else (kv[0][..., :length, :], kv[1][..., :length, :]) for kv in self.layers]
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head causal self-attention, as in GPT-2 (optionally with RoPE on queries and keys)."""
+
+    def __init__(
+        self,
+        d_model: int,
+        n_head: int,
+        *,
+        bias: bool = True,
+        dropout: float = 0.0,
+        rope: RoPE | None = None,
+        layer_index: int = 0,
+    ) -> None:
+        super().__init__()
+        if d_model % n_head != 0:
+            raise ValueError(f"d_model={d_model} must be divisible by n_head={n_head} (each head gets d_model / n_head).")
+        self.d_model, self.n_head, self.head_dim = d_model, n_head, d_model // n_head
+        self.qkv = nn.Linear(d_model, 3 * d_model, bias=bias)  # queries, keys and values in one matmul
+        self.proj = nn.Linear(d_model, d_model, bias=bias)
+        self.dropout = dropout
+        self.resid_dropout = nn.Dropout(dropout)
+        self.rope = rope
+        self.layer_index = layer_index
+
+    def _split(self, x: Tensor) -> Tensor:  # (B, T, D) -> (B, H, T, hd)
+        b, t, _ = x.shape
+        return x.view(b, t, self.n_head, self.head_dim).transpose(1, 2)
+
+    def forward(
+        self,
+        x: Tensor,
+        *,
+        cache: KVCache | None = None,
+        return_weights: bool = False,
+    ) -> tuple[Tensor, Tensor | None]:
+        b, t, d = x.shape
+        if d != self.d_model:
+            raise ValueError(f"expected x of shape (batch, time, {self.d_model}), got {tuple(x.shape)}.")
+        q, k, v = (self._split(z) for z in self.qkv(x).split(self.d_model, dim=2))
+        offset = cache.layer_length(self.layer_index) if cache is not None else 0
+        if self.rope is not None:
+            q, k = self.rope(q, offset=offset), self.rope(k, offset=offset)
+        if cache is not None:
+            k, v = cache.update(self.layer_index, k, v)
+        weights = None
+        if return_weights:
+            y, weights = naive_attention(q, k, v, causal=True)
+            if self.training and self.dropout > 0:
+                y = F.dropout(weights, self.dropout) @ v
+        else:
+            drop = self.dropout if self.training else 0.0
+            if k.shape[-2] == t:  # no cache, or an empty one: the usual causal mask
+                y = F.scaled_dot_product_attention(q, k, v, dropout_p=drop, is_causal=True)
+            elif t == 1:  # one new token sees every cached position
+                y = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
+            else:  # several new tokens after a cache: the mask is offset
+                mask = causal_mask(t, k.shape[-2], device=x.device)
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop)
+        y = y.transpose(1, 2).contiguous().view(b, t, d)
+        return self.resid_dropout(self.proj(y)), weights
