@@ -115,6 +115,7 @@ class CausalSelfAttention(nn.Module):
         *,
         bias: bool = True,
         dropout: float = 0.0,
+        attn_dropout: float = 0.0,
         rope: RoPE | None = None,
         layer_index: int = 0,
     ) -> None:
@@ -124,8 +125,8 @@ class CausalSelfAttention(nn.Module):
         self.d_model, self.n_head, self.head_dim = d_model, n_head, d_model // n_head
         self.qkv = nn.Linear(d_model, 3 * d_model, bias=bias)  # queries, keys and values in one matmul
         self.proj = nn.Linear(d_model, d_model, bias=bias)
-        self.dropout = dropout
-        self.resid_dropout = nn.Dropout(dropout)
+        self.attn_dropout = attn_dropout  # on the attention weights (slow on CPU: SDPA leaves its fused path)
+        self.resid_dropout = nn.Dropout(dropout)  # on the layer's output
         self.rope = rope
         self.layer_index = layer_index
 
@@ -152,10 +153,10 @@ class CausalSelfAttention(nn.Module):
         weights = None
         if return_weights:
             y, weights = naive_attention(q, k, v, causal=True)
-            if self.training and self.dropout > 0:
-                y = F.dropout(weights, self.dropout) @ v
+            if self.training and self.attn_dropout > 0:
+                y = F.dropout(weights, self.attn_dropout) @ v
         else:
-            drop = self.dropout if self.training else 0.0
+            drop = self.attn_dropout if self.training else 0.0
             if k.shape[-2] == t:  # no cache, or an empty one: the usual causal mask
                 y = F.scaled_dot_product_attention(q, k, v, dropout_p=drop, is_causal=True)
             elif t == 1:  # one new token sees every cached position

@@ -9,7 +9,8 @@ parameters), so `GPT.from_gpt2_state_dict` loads Hugging Face GPT-2 weights and
   (GPT-2 and every modern LLM) or ``"post"`` (the original Transformer);
 * ``mlp``: ``"gelu"`` (GPT-2, tanh approximation) or ``"swiglu"`` (Llama);
 * ``bias`` in linear layers and norms; ``tie_weights`` (the LM head reuses the
-  token embedding matrix); ``dropout``.
+  token embedding matrix); ``dropout`` (residual stream) and ``attn_dropout``
+  (attention weights).
 
 ``model(idx, targets)`` returns ``(logits, loss)``: logits of shape
 (batch, time, vocab_size) and the mean cross-entropy (or None without targets;
@@ -45,7 +46,8 @@ class GPTConfig:
     n_layer: int = 12
     n_head: int = 12
     n_embd: int = 768
-    dropout: float = 0.0
+    dropout: float = 0.0  # on embeddings, and on the output of every attention and MLP layer
+    attn_dropout: float = 0.0  # on the attention weights; costly on CPU (SDPA leaves its fused kernel)
     bias: bool = True
     positional: str = "learned"
     norm: str = "layernorm"
@@ -70,8 +72,9 @@ class GPTConfig:
             raise ValueError(f"RoPE needs an even head dimension; n_embd / n_head = {self.n_embd // self.n_head}.")
         if self.positional == "sinusoidal" and self.n_embd % 2:
             raise ValueError(f"the sinusoidal encoding needs an even n_embd, got {self.n_embd}.")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}.")
+        for name in ("dropout", "attn_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}.")
 
     @property
     def head_dim(self) -> int:
@@ -106,7 +109,7 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: Tensor) -> Tensor:
-        xf = x.float()
+        xf = x.to(torch.promote_types(x.dtype, torch.float32))  # half precision computes in float32; float64 stays
         normed = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
         return normed.to(x.dtype) * self.weight
 
@@ -149,7 +152,8 @@ class Block(nn.Module):
         self.pre = config.norm_position == "pre"
         self.norm1 = make_norm(config)
         self.attn = CausalSelfAttention(
-            config.n_embd, config.n_head, bias=config.bias, dropout=config.dropout, rope=rope, layer_index=layer_index
+            config.n_embd, config.n_head, bias=config.bias, dropout=config.dropout, attn_dropout=config.attn_dropout,
+            rope=rope, layer_index=layer_index,
         )
         self.norm2 = make_norm(config)
         self.mlp = MLP(config)
