@@ -1,0 +1,91 @@
+"""Checks for the exercises of chapter 05 (pretraining): the batch sampler, the schedule, the evaluation loop."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..model import GPT, GPTConfig
+from ..train import TrainConfig, lr_at
+from . import ExerciseFailed, call, exercise_check, expect
+
+
+@exercise_check("get_batch")
+def check_get_batch(get_batch) -> None:
+    data = torch.arange(1000)
+    g = torch.Generator().manual_seed(0)
+    out = call(get_batch, data, 8, 5, g)
+    expect(isinstance(out, (tuple, list)) and len(out) == 2, "get_batch must return a pair (x, y).")
+    x, y = out
+    expect(isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor), "x and y must be torch tensors (use torch.stack).")
+    expect(tuple(x.shape) == (5, 8), f"x has shape {tuple(x.shape)}, expected (batch_size, block_size) = (5, 8).")
+    expect(tuple(y.shape) == (5, 8), f"y has shape {tuple(y.shape)}, expected (5, 8).")
+    if torch.equal(x, y):
+        raise ExerciseFailed("y equals x: the targets are the *next* tokens, the window shifted by one position.")
+    if torch.equal(y[:, 1:], x[:, :-1]):
+        raise ExerciseFailed("y is shifted the wrong way: y[i] must be the token *after* x[i] (y = data[s+1 : s+1+block]).")
+    expect(torch.equal(y[:, :-1], x[:, 1:]) and torch.equal(y[:, -1], x[:, -1] + 1),
+           "each row of y must be its row of x shifted by one: y[:, t] == data[start + t + 1].")
+    expect(bool((torch.diff(x, dim=1) == 1).all()), "each row of x must be a contiguous window of the data.")
+    # every start must be possible, and none may run past the end
+    g = torch.Generator().manual_seed(1)
+    starts = torch.cat([call(get_batch, torch.arange(20), 8, 64, g)[0][:, 0] for _ in range(20)])
+    expect(int(starts.max()) <= 11, f"a window starts at {int(starts.max())}: with 20 tokens and block 8 the last valid start is 11 (the target needs one more token).")
+    expect(int(starts.max()) == 11 and int(starts.min()) == 0, "some valid starts never occur: draw starts from 0 .. len(data) - block_size - 1.")
+    # it must use the generator it was given (reproducible batches)
+    a = call(get_batch, data, 8, 5, torch.Generator().manual_seed(3))[0]
+    b = call(get_batch, data, 8, 5, torch.Generator().manual_seed(3))[0]
+    expect(torch.equal(a, b), "two calls with identically seeded generators gave different batches: pass generator= to torch.randint.")
+
+
+@exercise_check("learning_rate")
+def check_learning_rate(learning_rate) -> None:
+    kw = dict(lr=1.0, min_lr=0.1, warmup=10, total=100)
+    config = TrainConfig(lr=1.0, min_lr=0.1, warmup_iters=10, max_iters=100, lr_decay_iters=100)
+    values = [float(call(learning_rate, s, **kw)) for s in range(110)]
+    expect(values[0] > 0, "the learning rate at step 0 is 0: that step would do nothing. Warm up from lr/(warmup+1), as lr * (step + 1) / (warmup + 1).")
+    expect(all(a < b for a, b in zip(values[:10], values[1:11])), "during warmup (steps 0..9) the learning rate must increase every step.")
+    expect(abs(values[10] - 1.0) < 1e-9, f"at the end of warmup (step 10) the rate should be the peak lr = 1.0, got {values[10]:.4g}.")
+    mid = values[55]
+    if abs(mid - 0.55) > 1e-6:
+        if abs(mid - 0.5) < 1e-6:
+            raise ExerciseFailed("halfway through the decay the rate is 0.5: the cosine must decay to min_lr, not to 0 (min_lr + 0.5(1+cos)(lr - min_lr)).")
+        raise ExerciseFailed(f"halfway through the cosine decay (step 55) the rate should be (lr + min_lr)/2 = 0.55, got {mid:.4g}.")
+    expect(all(a >= b for a, b in zip(values[10:100], values[11:101])), "after warmup the learning rate must never increase.")
+    expect(all(abs(v - 0.1) < 1e-12 for v in values[100:]), "after the last decay step the rate must stay at min_lr.")
+    reference = [lr_at(s, config) for s in range(110)]
+    worst = max(abs(a - b) for a, b in zip(values, reference))
+    expect(worst < 1e-9, f"your schedule differs from course.train.lr_at by up to {worst:.3g}.")
+
+
+def _dropout_model() -> tuple[GPT, list[tuple[torch.Tensor, torch.Tensor]]]:
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=20, block_size=8, n_layer=1, n_head=2, n_embd=16, dropout=0.5))
+    g = torch.Generator().manual_seed(0)
+    batches = [(torch.randint(0, 20, (4, 8), generator=g), torch.randint(0, 20, (4, 8), generator=g)) for _ in range(3)]
+    return model, batches
+
+
+@exercise_check("estimate_loss")
+def check_estimate_loss(estimate_loss) -> None:
+    model, batches = _dropout_model()
+    model.train()
+    with torch.no_grad():
+        model.eval()
+        expected = sum(model(x, y)[1].item() for x, y in batches) / len(batches)
+        model.train()
+    got = call(estimate_loss, model, batches)
+    if isinstance(got, torch.Tensor):
+        expect(not got.requires_grad, "the loss you return still tracks gradients: evaluate under torch.no_grad() and return a float (.item()).")
+        got = float(got)
+    expect(isinstance(got, float) and math.isfinite(got), f"estimate_loss must return a finite float, got {got!r}.")
+    if abs(got - expected) > 1e-5:
+        again = call(estimate_loss, model, batches)
+        if abs(float(again) - got) > 1e-6:
+            raise ExerciseFailed("two evaluations of the same model on the same batches differ: dropout is still on. Call model.eval() before evaluating.")
+        raise ExerciseFailed(f"your loss {got:.5f} differs from the mean batch loss {expected:.5f}: average the loss over all the batches.")
+    expect(model.training, "after estimate_loss the model is left in eval mode: put it back with model.train() so training continues with dropout.")
+    model.eval()
+    call(estimate_loss, model, batches)
+    expect(not model.training, "estimate_loss switched a model that was in eval mode to training mode: restore the mode it had.")
