@@ -1,0 +1,698 @@
+"""Generating text from a trained model (chapter 06; chapter 05 uses `generate` to print samples).
+
+Decoding repeats one step: run the model, take the logits of the last position,
+reshape them with a chain of **logit processors**, pick a token, append it.
+
+* Logit processors (each also a plain function): `Temperature` (divide the
+  logits), `TopK`, `TopP` (the nucleus), `MinP`, `RepetitionPenalty` (CTRL's
+  divide-or-multiply), `FrequencyPenalty` (subtract per occurrence, plus a
+  presence term). A processor maps ``(logits (B, V), ids (B, T)) -> logits``;
+  filtering sets logits to ``-inf``, so the softmax renormalises what is kept.
+  `build_processors` puts them in the usual order: penalties, temperature,
+  top-k, top-p, min-p.
+* `stream` yields each new token (shape ``(batch,)``) as soon as it is chosen;
+  `generate` collects them after the prompt; `stream_text` / `generate_text`
+  work on strings with a tokenizer. Batched prompts must have equal length.
+  Sampling draws with a seeded `torch.Generator` (reproducible); ``greedy=True``
+  takes the most likely token.
+* Stop conditions: ``max_new_tokens``; an end-of-text id (``eos_id``); stop
+  strings (``stop_strings`` with a ``decode`` function). A finished row of a
+  batch is padded with ``pad_id`` until every row has finished.
+* The KV cache (``use_cache=True``): the model keeps the keys and values of
+  earlier positions (`course.attention.KVCache`) and processes only the new
+  token at each step.
+* A full context: once the sequence outgrows ``block_size`` the model sees a
+  window of recent tokens. Cached keys carry their positions, so a shifted
+  window cannot reuse them; the cache is rebuilt from the window (a
+  re-prefill). ``overflow="slide"`` keeps the last ``block_size`` tokens (exact
+  sliding window, one re-prefill per token: as slow as no cache);
+  ``overflow="halve"`` keeps the last ``block_size // 2`` tokens, so a
+  re-prefill happens once every ``block_size // 2`` tokens. Cached and uncached
+  generation follow the same window rule, so they agree token for token.
+* `beam_search`, `evaluate_nll` / `perplexity`, `entropy`, `kv_cache_bytes`.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator, Protocol, Sequence
+
+import torch
+from torch import Tensor
+
+from .model import GPT, GPTConfig
+
+NEG_INF = float("-inf")
+OVERFLOWS = ("slide", "halve")
+LONG_PROMPTS = ("truncate", "error")
+
+
+# ============================================================================ logit processors (functions)
+
+
+def _check_logits(logits: Tensor) -> None:
+    if not isinstance(logits, Tensor) or logits.dim() < 1 or logits.shape[-1] == 0:
+        shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
+        raise ValueError(f"logits must be a tensor of shape (..., vocab_size) with vocab_size >= 1, got {shape}.")
+
+
+def apply_temperature(logits: Tensor, temperature: float) -> Tensor:
+    """Divide logits by the temperature: below 1 sharpens the distribution, above 1 flattens it."""
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0 or math.isinf(temperature):
+        raise ValueError(
+            f"temperature must be a finite number > 0, got {temperature!r}; "
+            "for the most likely token (the limit temperature -> 0) use greedy=True."
+        )
+    return logits / temperature
+
+
+def top_k_filter(logits: Tensor, k: int) -> Tensor:
+    """Keep the k largest logits of each row; set the rest to -inf (ties at the k-th value are kept)."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"top_k must be an int >= 1 (1 is greedy; None switches it off), got {k!r}.")
+    _check_logits(logits)
+    k = min(k, logits.shape[-1])
+    kth = torch.topk(logits, k, dim=-1).values[..., -1:]
+    return logits.masked_fill(logits < kth, NEG_INF)
+
+
+def top_p_filter(logits: Tensor, p: float) -> Tensor:
+    """Nucleus filtering: keep the smallest set of most likely tokens whose probability reaches p.
+
+    A token is kept when the probability of the tokens strictly more likely than
+    it is below p, so the token that crosses p is kept and the most likely token
+    always is.
+    """
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 < p <= 1.0:
+        raise ValueError(f"top_p must be in (0, 1] (1 keeps every token), got {p!r}.")
+    _check_logits(logits)
+    if p == 1.0:
+        return logits
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+    probs = torch.softmax(sorted_logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1)
+    before = probs.cumsum(dim=-1) - probs  # mass of the tokens strictly more likely than this one
+    drop_sorted = before >= p
+    drop_sorted[..., 0] = False  # guard against rounding: the most likely token is always kept
+    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+    return logits.masked_fill(drop, NEG_INF)
+
+
+def min_p_filter(logits: Tensor, min_p: float) -> Tensor:
+    """Keep tokens whose probability is at least ``min_p`` times the largest probability."""
+    if isinstance(min_p, bool) or not isinstance(min_p, (int, float)) or not 0.0 < min_p <= 1.0:
+        raise ValueError(f"min_p must be in (0, 1] (None switches it off), got {min_p!r}.")
+    _check_logits(logits)
+    # p_i >= min_p * p_max  <=>  logit_i >= logit_max + ln(min_p): no softmax needed
+    threshold = logits.max(dim=-1, keepdim=True).values + math.log(min_p)
+    return logits.masked_fill(logits < threshold, NEG_INF)
+
+
+def _counts(ids: Tensor, vocab_size: int) -> Tensor:
+    """(B, V) number of occurrences of each token id in each row of ``ids`` (B, T)."""
+    counts = torch.zeros(ids.shape[0], vocab_size, dtype=torch.float32, device=ids.device)
+    if ids.numel():
+        counts.scatter_add_(1, ids.long(), torch.ones(ids.shape, dtype=torch.float32, device=ids.device))
+    return counts
+
+
+def _check_ids(logits: Tensor, ids: Tensor) -> None:
+    if logits.dim() != 2 or ids.dim() != 2 or ids.shape[0] != logits.shape[0]:
+        raise ValueError(
+            f"penalties need logits (batch, vocab) and ids (batch, time) with the same batch; "
+            f"got logits {tuple(logits.shape)} and ids {tuple(ids.shape)}."
+        )
+
+
+def repetition_penalty(logits: Tensor, ids: Tensor, penalty: float) -> Tensor:
+    """CTRL's penalty on every token already in ``ids``: positive logits divided by it, negative ones multiplied.
+
+    Either way the token becomes less likely (for ``penalty`` > 1); 1 changes nothing.
+    """
+    if isinstance(penalty, bool) or not isinstance(penalty, (int, float)) or not penalty > 0 or math.isinf(penalty):
+        raise ValueError(f"repetition_penalty must be a finite number > 0 (1 is off, above 1 penalises), got {penalty!r}.")
+    _check_logits(logits)
+    _check_ids(logits, ids)
+    seen = _counts(ids, logits.shape[-1]) > 0
+    penalised = torch.where(logits > 0, logits / penalty, logits * penalty)
+    return torch.where(seen, penalised, logits)
+
+
+def frequency_penalty(logits: Tensor, ids: Tensor, frequency: float = 0.0, presence: float = 0.0) -> Tensor:
+    """Subtract ``frequency`` per earlier occurrence of a token, and ``presence`` once if it occurred at all."""
+    for name, value in (("frequency_penalty", frequency), ("presence_penalty", presence)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number (0 is off), got {value!r}.")
+    _check_logits(logits)
+    _check_ids(logits, ids)
+    counts = _counts(ids, logits.shape[-1]).to(logits.dtype)
+    return logits - frequency * counts - presence * (counts > 0).to(logits.dtype)
+
+
+# ============================================================================ logit processors (composable objects)
+
+
+class LogitsProcessor(Protocol):
+    def __call__(self, logits: Tensor, ids: Tensor) -> Tensor: ...
+
+
+@dataclass(frozen=True)
+class Temperature:
+    temperature: float
+
+    def __post_init__(self) -> None:
+        apply_temperature(torch.zeros(1), self.temperature)  # validate now, not at the first token
+
+    def __call__(self, logits: Tensor, ids: Tensor) -> Tensor:
+        return apply_temperature(logits, self.temperature)
+
+
+@dataclass(frozen=True)
+class TopK:
+    k: int
+
+    def __post_init__(self) -> None:
+        top_k_filter(torch.zeros(1), self.k)
+
+    def __call__(self, logits: Tensor, ids: Tensor) -> Tensor:
+        return top_k_filter(logits, self.k)
+
+
+@dataclass(frozen=True)
+class TopP:
+    p: float
+
+    def __post_init__(self) -> None:
+        top_p_filter(torch.zeros(1), self.p)
+
+    def __call__(self, logits: Tensor, ids: Tensor) -> Tensor:
+        return top_p_filter(logits, self.p)
+
+
+@dataclass(frozen=True)
+class MinP:
+    min_p: float
+
+    def __post_init__(self) -> None:
+        min_p_filter(torch.zeros(1), self.min_p)
+
+    def __call__(self, logits: Tensor, ids: Tensor) -> Tensor:
+        return min_p_filter(logits, self.min_p)
+
+
+@dataclass(frozen=True)
+class RepetitionPenalty:
+    penalty: float
+
+    def __post_init__(self) -> None:
+        repetition_penalty(torch.zeros(1, 1), torch.zeros(1, 0, dtype=torch.long), self.penalty)
+
+    def __call__(self, logits: Tensor, ids: Tensor) -> Tensor:
+        return repetition_penalty(logits, ids, self.penalty)
+
+
+@dataclass(frozen=True)
+class FrequencyPenalty:
+    frequency: float = 0.0
+    presence: float = 0.0
+
+    def __post_init__(self) -> None:
+        frequency_penalty(torch.zeros(1, 1), torch.zeros(1, 0, dtype=torch.long), self.frequency, self.presence)
+
+    def __call__(self, logits: Tensor, ids: Tensor) -> Tensor:
+        return frequency_penalty(logits, ids, self.frequency, self.presence)
+
+
+def build_processors(
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    min_p: float | None = None,
+    repetition_penalty: float | None = None,
+    frequency_penalty: float = 0.0,
+    presence_penalty: float = 0.0,
+) -> list[LogitsProcessor]:
+    """The processors for these settings, in order: penalties, temperature, top-k, top-p, min-p.
+
+    Settings that change nothing (temperature 1, penalty 1 or 0, None) are left out.
+    """
+    chain: list[LogitsProcessor] = []
+    if repetition_penalty is not None and repetition_penalty != 1.0:
+        chain.append(RepetitionPenalty(repetition_penalty))
+    if frequency_penalty or presence_penalty:
+        chain.append(FrequencyPenalty(frequency_penalty, presence_penalty))
+    if isinstance(temperature, bool) or temperature != 1.0:  # a bad value (0, -1, True) is refused by Temperature
+        chain.append(Temperature(temperature))
+    if top_k is not None:
+        chain.append(TopK(top_k))
+    if top_p is not None:
+        chain.append(TopP(top_p))
+    if min_p is not None:
+        chain.append(MinP(min_p))
+    return chain
+
+
+def apply_processors(logits: Tensor, ids: Tensor | None, processors: Iterable[LogitsProcessor]) -> Tensor:
+    """Run ``logits`` (B, V) through each processor in turn; ``ids`` (B, T) are the tokens so far."""
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # half precision -> float32; float64 stays
+    if ids is None:
+        ids = torch.zeros(logits.shape[0] if logits.dim() == 2 else 1, 0, dtype=torch.long, device=logits.device)
+    for processor in processors:
+        logits = processor(logits, ids)
+    return logits
+
+
+def next_token_logits(
+    logits: Tensor, *, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+    min_p: float | None = None,
+) -> Tensor:
+    """The processed logits that sampling draws from (temperature, then top-k, top-p, min-p)."""
+    return apply_processors(logits, None, build_processors(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p))
+
+
+def next_token_probs(logits: Tensor, ids: Tensor | None = None, **settings) -> Tensor:
+    """The distribution that sampling draws from: softmax of the processed logits (keywords of `build_processors`)."""
+    return torch.softmax(apply_processors(logits, ids, build_processors(**settings)), dim=-1)
+
+
+def entropy(logits: Tensor, *, base: float = math.e) -> Tensor:
+    """Entropy of softmax(logits) over the last axis (nats by default; base=2 for bits)."""
+    logp = torch.log_softmax(logits.double(), dim=-1)
+    h = -(logp.exp() * logp).nan_to_num(0.0).sum(dim=-1)  # 0·log 0 = 0 for filtered tokens
+    return h / math.log(base)
+
+
+def pick(logits: Tensor, *, greedy: bool = False, generator: torch.Generator | None = None) -> Tensor:
+    """One token per row of processed logits (B, V): the argmax, or a draw from their softmax."""
+    if greedy:
+        return logits.argmax(dim=-1)
+    probs = torch.softmax(logits, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+# ============================================================================ the decoding window (and its cache)
+
+
+class _Window:
+    """The tokens the model currently sees, their KV cache, and the logits of the last position."""
+
+    def __init__(self, model: GPT, ids: Tensor, *, use_cache: bool, overflow: str) -> None:
+        if overflow not in OVERFLOWS:
+            raise ValueError(f"overflow must be one of {OVERFLOWS}, got {overflow!r}.")
+        self.model = model
+        self.block = model.config.block_size
+        self.keep = self.block if overflow == "slide" else max(1, self.block // 2)
+        self.use_cache = use_cache
+        self.ids = ids
+        self.logits = self._run_window()
+
+    def _run_window(self) -> Tensor:
+        """Run the model on the whole window (with a cache: a fresh one, filled by this prefill)."""
+        self.cache = self.model.new_cache() if self.use_cache else None
+        logits, _ = self.model(self.ids, cache=self.cache)
+        return logits[:, -1, :].float()
+
+    def push(self, token: Tensor) -> None:
+        """Append one token per row and compute the logits that follow it."""
+        self.ids = torch.cat((self.ids, token[:, None]), dim=1)
+        if self.ids.shape[1] > self.block:  # the context is full: shift the window and rebuild
+            self.ids = self.ids[:, -self.keep:]
+            self.logits = self._run_window()
+        elif self.cache is not None:
+            logits, _ = self.model(token[:, None], cache=self.cache)
+            self.logits = logits[:, -1, :].float()
+        else:  # no cache: recompute every position
+            self.logits = self._run_window()
+
+    def reorder(self, index: Tensor) -> None:
+        """Keep rows ``index`` (beam search: continue the chosen beams)."""
+        self.ids, self.logits = self.ids[index], self.logits[index]
+        if self.cache is not None:
+            self.cache.layers = [None if kv is None else (kv[0][index], kv[1][index]) for kv in self.cache.layers]
+
+
+def _check_prompt(model: GPT, prompt_ids: Tensor | Sequence[int] | Sequence[Sequence[int]]) -> Tensor:
+    if not isinstance(prompt_ids, Tensor):
+        try:
+            prompt_ids = torch.as_tensor(prompt_ids, dtype=torch.long)
+        except (ValueError, TypeError) as err:
+            raise ValueError(
+                f"the prompt must be token ids: a list, a (time,) or an equal-length (batch, time) tensor ({err})."
+            ) from None
+    if prompt_ids.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"the prompt must hold integer token ids, got dtype {prompt_ids.dtype}.")
+    if prompt_ids.dim() == 1:
+        prompt_ids = prompt_ids[None]
+    if prompt_ids.dim() != 2:
+        raise ValueError(f"the prompt must have shape (time,) or (batch, time), got {tuple(prompt_ids.shape)}.")
+    if prompt_ids.shape[1] == 0 or prompt_ids.shape[0] == 0:
+        raise ValueError(
+            f"the prompt is empty (shape {tuple(prompt_ids.shape)}): give at least one token, "
+            "e.g. the id of '\\n' or of an end-of-text token to start from nothing."
+        )
+    vocab = model.config.vocab_size
+    lo, hi = int(prompt_ids.min()), int(prompt_ids.max())
+    if lo < 0 or hi >= vocab:
+        raise ValueError(f"prompt token id {lo if lo < 0 else hi} is outside the vocabulary (0..{vocab - 1}).")
+    return prompt_ids.long()
+
+
+def _fit_prompt(ids: Tensor, block: int, long_prompt: str) -> Tensor:
+    if long_prompt not in LONG_PROMPTS:
+        raise ValueError(f"long_prompt must be one of {LONG_PROMPTS}, got {long_prompt!r}.")
+    if ids.shape[1] <= block:
+        return ids
+    message = (f"the prompt has {ids.shape[1]} tokens but the model's context is block_size={block}")
+    if long_prompt == "error":
+        raise ValueError(message + f": shorten it, or pass long_prompt='truncate' to keep its last {block} tokens.")
+    warnings.warn(message + f"; only its last {block} tokens are used.", stacklevel=3)
+    return ids[:, -block:]
+
+
+def _check_count(max_new_tokens: int) -> None:
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}.")
+
+
+# ============================================================================ streaming and generation
+
+
+@torch.no_grad()
+def stream(
+    model: GPT,
+    prompt_ids: Tensor,
+    max_new_tokens: int,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    min_p: float | None = None,
+    repetition_penalty: float | None = None,
+    frequency_penalty: float = 0.0,
+    presence_penalty: float = 0.0,
+    processors: Sequence[LogitsProcessor] = (),
+    greedy: bool = False,
+    generator: torch.Generator | None = None,
+    use_cache: bool = True,
+    eos_id: int | None = None,
+    stop_strings: Sequence[str] = (),
+    decode: Callable[[list[int]], str] | None = None,
+    pad_id: int | None = None,
+    long_prompt: str = "truncate",
+    overflow: str = "slide",
+) -> Iterator[Tensor]:
+    """Yield each new token (shape (batch,)) as soon as it is chosen.
+
+    The logits of the last position go through the penalties (which look at every
+    token so far, prompt included), then temperature, top-k, top-p, min-p, then the
+    extra ``processors``; ``greedy`` takes the argmax, otherwise a token is drawn
+    with ``generator``. A row stops at ``eos_id`` (which is yielded) or once its
+    generated text contains one of ``stop_strings`` (decoded with ``decode``);
+    stopped rows yield ``pad_id`` (default: ``eos_id``, else 0) until all rows stop.
+    A prompt longer than the context is cut to its last ``block_size`` tokens, with
+    a warning (``long_prompt="error"`` refuses it instead).
+    """
+    _check_count(max_new_tokens)
+    ids = _check_prompt(model, prompt_ids)
+    chain = build_processors(
+        temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p, repetition_penalty=repetition_penalty,
+        frequency_penalty=frequency_penalty, presence_penalty=presence_penalty,
+    ) + list(processors)
+    stop_strings = [stop_strings] if isinstance(stop_strings, str) else list(stop_strings)
+    if any(not isinstance(s, str) or not s for s in stop_strings):
+        raise ValueError(f"stop_strings must be non-empty strings, got {stop_strings!r}.")
+    if stop_strings and decode is None:
+        raise ValueError("stop_strings need a decode function to turn token ids into text: pass decode=tokenizer.decode.")
+    vocab = model.config.vocab_size
+    for name, value in (("eos_id", eos_id), ("pad_id", pad_id)):
+        if value is not None and not 0 <= value < vocab:
+            raise ValueError(f"{name}={value} is outside the vocabulary (0..{vocab - 1}).")
+    pad = pad_id if pad_id is not None else (eos_id if eos_id is not None else 0)
+    ids = _fit_prompt(ids, model.config.block_size, long_prompt)
+    if max_new_tokens == 0:
+        return
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    history = ids.to(device)  # every token so far (the penalties look at all of them)
+    done = torch.zeros(ids.shape[0], dtype=torch.bool, device=device)
+    longest_stop = max((len(s) for s in stop_strings), default=0)
+    try:
+        window = _Window(model, history, use_cache=use_cache, overflow=overflow)
+        start = history.shape[1]
+        for step in range(max_new_tokens):
+            logits = apply_processors(window.logits, history, chain)
+            token = pick(logits, greedy=greedy, generator=generator)
+            token = torch.where(done, torch.full_like(token, pad), token)
+            yield token
+            history = torch.cat((history, token[:, None]), dim=1)
+            if eos_id is not None:
+                done |= token == eos_id
+            if stop_strings:  # decode only the tail that could hold a new stop string
+                for row in range(history.shape[0]):
+                    if not done[row]:
+                        tail = history[row, max(start, history.shape[1] - longest_stop - 8):].tolist()
+                        done[row] = any(s in decode(tail) for s in stop_strings)  # type: ignore[misc]
+            if bool(done.all()) or step == max_new_tokens - 1:
+                break
+            window.push(token)
+    finally:
+        model.train(was_training)
+
+
+def generate(model: GPT, prompt_ids: Tensor, max_new_tokens: int, **kwargs) -> Tensor:
+    """The prompt followed by the generated tokens: shape (batch, time + new), new <= max_new_tokens.
+
+    Fewer than ``max_new_tokens`` are returned only when every row hit a stop
+    condition. Keyword arguments are those of `stream`.
+    """
+    prompt_ids = _check_prompt(model, prompt_ids)
+    new = list(stream(model, prompt_ids, max_new_tokens, **kwargs))
+    if not new:
+        return prompt_ids
+    return torch.cat((prompt_ids, torch.stack(new, dim=1).to(prompt_ids.device)), dim=1)
+
+
+def _cut(text: str, stop_strings: Sequence[str]) -> tuple[str, bool]:
+    """Text before the first stop string, and whether one was found."""
+    hits = [i for i in (text.find(s) for s in stop_strings) if i >= 0]
+    return (text[: min(hits)], True) if hits else (text, False)
+
+
+def stream_text(model: GPT, tokenizer, prompt: str, max_new_tokens: int, **kwargs) -> Iterator[str]:
+    """Yield the generated text piece by piece, for one prompt string.
+
+    The text ends before the first stop string (``stop_strings``) or end-of-text
+    token (``eos_id``), neither of which is shown. Text that might be the start of
+    a stop string is held back until it is clear that it is not.
+    """
+    stop_strings = kwargs.get("stop_strings", ())
+    stop_strings = [stop_strings] if isinstance(stop_strings, str) else list(stop_strings)
+    kwargs["stop_strings"] = stop_strings
+    kwargs.setdefault("decode", tokenizer.decode)
+    eos_id = kwargs.get("eos_id")
+    ids = torch.tensor([tokenizer.encode(prompt)], dtype=torch.long)
+    generated: list[int] = []
+    shown = 0
+    for token in stream(model, ids, max_new_tokens, **kwargs):
+        t = int(token[0])
+        if eos_id is not None and t == eos_id:
+            break
+        generated.append(t)
+        text, stopped = _cut(tokenizer.decode(generated), stop_strings)
+        if stopped:
+            if len(text) > shown:
+                yield text[shown:]
+            return
+        hold = max((k for s in stop_strings for k in range(1, len(s)) if text.endswith(s[:k])), default=0)
+        if "\ufffd" in text[len(text) - hold - 1:]:  # a multi-byte character split across tokens: wait for the rest
+            hold = max(hold, 1)
+        if len(text) - hold > shown:
+            yield text[shown: len(text) - hold]
+            shown = len(text) - hold
+    text, _ = _cut(tokenizer.decode(generated), stop_strings)
+    if len(text) > shown:
+        yield text[shown:]
+
+
+def generate_text(model: GPT, tokenizer, prompt: str, max_new_tokens: int, **kwargs) -> str:
+    """The generated continuation of ``prompt`` as a string (see `stream_text`)."""
+    return "".join(stream_text(model, tokenizer, prompt, max_new_tokens, **kwargs))
+
+
+# ============================================================================ beam search
+
+
+@dataclass(frozen=True)
+class Beam:
+    ids: Tensor  # the generated tokens (without the prompt)
+    logprob: float  # sum of the log-probabilities of the generated tokens
+    score: float  # logprob / len(ids) ** length_penalty: what beams are ranked by
+
+
+@torch.no_grad()
+def beam_search(
+    model: GPT,
+    prompt_ids: Tensor,
+    max_new_tokens: int,
+    num_beams: int = 4,
+    *,
+    eos_id: int | None = None,
+    length_penalty: float = 1.0,
+    use_cache: bool = True,
+) -> list[Beam]:
+    """The ``num_beams`` most likely continuations found by beam search, best first.
+
+    At each step every beam is extended by every token, and the ``num_beams``
+    highest total log-probabilities survive. A beam that emits ``eos_id`` is
+    finished; finished beams of different lengths are ranked by
+    logprob / length ** length_penalty (0: raw sum, which favours short ones).
+    The search stops after ``max_new_tokens`` or once ``num_beams`` beams finished.
+    """
+    _check_count(max_new_tokens)
+    if isinstance(num_beams, bool) or not isinstance(num_beams, int) or num_beams < 1:
+        raise ValueError(f"num_beams must be an int >= 1 (1 is greedy decoding), got {num_beams!r}.")
+    ids = _check_prompt(model, prompt_ids)
+    if ids.shape[0] != 1:
+        raise ValueError(f"beam_search takes one prompt, shape (time,) or (1, time); got batch {ids.shape[0]}.")
+    if max_new_tokens == 0:
+        return [Beam(ids.new_zeros(0), 0.0, 0.0)]
+    ids = _fit_prompt(ids, model.config.block_size, "truncate")
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    try:
+        window = _Window(model, ids.to(device), use_cache=use_cache, overflow="slide")
+        seqs = torch.zeros(1, 0, dtype=torch.long, device=device)  # generated tokens of each live beam
+        scores = torch.zeros(1, dtype=torch.float64, device=device)
+        finished: list[Beam] = []
+        vocab = model.config.vocab_size
+
+        def ranked(seq: Tensor, logprob: float) -> Beam:
+            return Beam(seq.cpu(), logprob, logprob / max(len(seq), 1) ** length_penalty)
+
+        for step in range(max_new_tokens):
+            total = scores[:, None] + torch.log_softmax(window.logits.double(), dim=-1)  # (beams, V)
+            best = torch.topk(total.flatten(), min(2 * num_beams, total.numel()))
+            keep_rows, keep_tokens, keep_scores = [], [], []
+            for value, flat in zip(best.values.tolist(), best.indices.tolist()):
+                row, token = divmod(flat, vocab)
+                if eos_id is not None and token == eos_id:
+                    finished.append(ranked(torch.cat((seqs[row], seqs.new_tensor([token]))), value))
+                else:
+                    keep_rows.append(row)
+                    keep_tokens.append(token)
+                    keep_scores.append(value)
+                if len(keep_rows) == num_beams:
+                    break
+            if len(finished) >= num_beams or not keep_rows:
+                break
+            rows = torch.tensor(keep_rows, device=device)
+            tokens = torch.tensor(keep_tokens, device=device)
+            seqs = torch.cat((seqs[rows], tokens[:, None]), dim=1)
+            scores = torch.tensor(keep_scores, dtype=torch.float64, device=device)
+            if step < max_new_tokens - 1:
+                window.reorder(rows)
+                window.push(tokens)
+        if len(finished) < num_beams:
+            finished += [ranked(s, float(v)) for s, v in zip(seqs, scores)]
+        return sorted(finished, key=lambda b: b.score, reverse=True)[:num_beams]
+    finally:
+        model.train(was_training)
+
+
+def sequence_logprob(model: GPT, prompt_ids: Tensor, continuation: Tensor) -> float:
+    """log p(continuation | prompt) under the model, each token seen with the context generation gives it.
+
+    The context of each token is at most the last ``block_size`` tokens before it
+    (the sliding window of ``overflow="slide"``).
+    """
+    prompt = _check_prompt(model, prompt_ids)
+    if prompt.shape[0] != 1:
+        raise ValueError(f"sequence_logprob takes one prompt, got a batch of {prompt.shape[0]}.")
+    cont = torch.as_tensor(continuation, dtype=torch.long).reshape(1, -1).to(prompt.device)
+    full = torch.cat((prompt, cont), dim=1)[0]
+    block, start = model.config.block_size, prompt.shape[1]
+    total = 0.0
+    n = full.numel()
+    head_end = min(n - 1, block)  # one pass over full[:head_end] predicts targets 1..head_end
+    with torch.no_grad():
+        if start <= head_end:
+            logits, _ = model(full[None, :head_end])
+            logp = torch.log_softmax(logits[0].double(), dim=-1)
+            total += sum(float(logp[j - 1, full[j]]) for j in range(start, head_end + 1))
+        for j in range(max(start, head_end + 1), n):  # beyond the context: one window per token
+            logits, _ = model(full[None, j - block: j])
+            total += float(torch.log_softmax(logits[0, -1].double(), dim=-1)[full[j]])
+    return total
+
+
+# ============================================================================ perplexity and the cache's size
+
+
+@torch.no_grad()
+def evaluate_nll(model: GPT, ids: Tensor | Sequence[int], *, stride: int | None = None, batch_size: int = 32) -> tuple[float, int]:
+    """Mean negative log-likelihood (nats per token) of ``ids`` under the model, and the number of tokens scored.
+
+    Every token but the first is predicted once. Windows of ``block_size`` inputs
+    start every ``stride`` tokens (default ``block_size``: no overlap); each scores
+    only the targets that no earlier window scored, so a smaller stride gives
+    every prediction more context (lower loss, more compute).
+    """
+    ids = torch.as_tensor(ids, dtype=torch.long).flatten()
+    block = model.config.block_size
+    stride = block if stride is None else stride
+    if isinstance(stride, bool) or not isinstance(stride, int) or not 1 <= stride <= block:
+        raise ValueError(f"stride must be an int in 1..block_size={block}, got {stride!r}.")
+    if ids.numel() < 2:
+        raise ValueError(f"need at least 2 tokens to score a prediction, got {ids.numel()}.")
+    device = next(model.parameters()).device
+    windows: list[tuple[int, int, int]] = []  # (begin, end, number of targets to score at the end)
+    scored_up_to, n = 0, ids.numel() - 1  # targets are ids[1:], indexed 0..n-1
+    for begin in range(0, n, stride):
+        end = min(begin + block, n)
+        windows.append((begin, end, end - scored_up_to))
+        scored_up_to = end
+        if end == n:
+            break
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    try:
+        by_length: dict[int, list[tuple[int, int, int]]] = {}
+        for w in windows:
+            by_length.setdefault(w[1] - w[0], []).append(w)
+        for length, group in by_length.items():
+            for i in range(0, len(group), batch_size):
+                chunk = group[i: i + batch_size]
+                x = torch.stack([ids[b:e] for b, e, _ in chunk]).to(device)
+                y = torch.stack([ids[b + 1: e + 1] for b, e, _ in chunk]).to(device)
+                logits, _ = model(x)
+                nll = torch.nn.functional.cross_entropy(logits.double().transpose(1, 2), y, reduction="none")
+                for row, (_, _, count) in enumerate(chunk):
+                    total += float(nll[row, length - count:].sum())
+    finally:
+        model.train(was_training)
+    return total / n, n
+
+
+def perplexity(model: GPT, ids: Tensor | Sequence[int], *, stride: int | None = None) -> float:
+    """exp(mean negative log-likelihood): the effective number of equally likely choices per token."""
+    return math.exp(evaluate_nll(model, ids, stride=stride)[0])
+
+
+def kv_cache_bytes(config: GPTConfig, tokens: int, *, batch: int = 1, dtype: torch.dtype = torch.float32) -> int:
+    """Memory of a full KV cache: 2 (keys and values) x layers x tokens x d_model x batch x bytes per number."""
+    bytes_per = torch.empty(0, dtype=dtype).element_size()
+    return 2 * config.n_layer * tokens * config.n_embd * batch * bytes_per
+
+
+__all__ = [
+    "Beam", "FrequencyPenalty", "LogitsProcessor", "MinP", "RepetitionPenalty", "Temperature", "TopK", "TopP",
+    "apply_processors", "apply_temperature", "beam_search", "build_processors", "entropy", "evaluate_nll",
+    "frequency_penalty", "generate", "generate_text", "kv_cache_bytes", "min_p_filter", "next_token_logits",
+    "next_token_probs", "perplexity", "pick", "repetition_penalty", "sequence_logprob", "stream", "stream_text",
+    "top_k_filter", "top_p_filter",
+]
