@@ -28,6 +28,7 @@ from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import Tensor, nn
 
 from .attention import CausalSelfAttention, KVCache
@@ -57,6 +58,7 @@ class GPTConfig:
     tie_weights: bool = True
     norm_eps: float = 1e-5
     rope_base: float = 10000.0
+    activation_checkpointing: bool = False  # training only: recompute each block's activations in backward (chapter 08)
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -243,8 +245,12 @@ class GPT(nn.Module):
             x = self.pos_emb(x, offset=offset)
         x = self.drop(x)
         weights: list[Tensor] = []
+        recompute = self.config.activation_checkpointing and self.training and torch.is_grad_enabled() and cache is None
         for block in self.blocks:
-            x, w = block(x, cache=cache, return_weights=return_weights)
+            if recompute and not return_weights:  # keep only each block's input; redo its forward during backward
+                x, w = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)
+            else:
+                x, w = block(x, cache=cache, return_weights=return_weights)
             if w is not None:
                 weights.append(w)
         return self.norm_f(x), weights
