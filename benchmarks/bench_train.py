@@ -77,6 +77,9 @@ class RefGPT(nn.Module):
                 nn.init.normal_(m.weight, std=0.02)
             if isinstance(m, nn.Linear) and m.bias is not None:
                 nn.init.zeros_(m.bias)
+        for block in self.h:  # nanoGPT's scaled init of the projections into the residual stream
+            for proj in (block.attn.c_proj, block.mlp[2]):
+                nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * n_layer))
 
     def forward(self, idx, targets=None):
         t = idx.shape[1]
