@@ -155,6 +155,18 @@ def _truthy(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+_FALLBACK_IN_USE = False
+
+
+def fallback_in_use() -> bool:
+    """True once `tinyshakespeare()` has handed out the fallback corpus in this process.
+
+    Results measured on Tiny Shakespeare (the bands of `course.verify.within`) do not
+    apply then, and chapters say so instead of failing.
+    """
+    return _FALLBACK_IN_USE
+
+
 def fallback_corpus() -> Corpus:
     """English prose that ships inside Python: the help topics of ``pydoc_data``.
 
@@ -205,6 +217,8 @@ def tinyshakespeare(*, download_ok: bool | None = None, fallback: bool | None = 
     if not fallback:
         raise CorpusError(f"Tiny Shakespeare is not available: {problem}. {advice}")
     corpus = fallback_corpus()
+    global _FALLBACK_IN_USE
+    _FALLBACK_IN_USE = True
     print(
         f"NOTICE: Tiny Shakespeare is not available ({problem}).\n"
         f"Using the fallback corpus {corpus.name!r} ({len(corpus.text):,} characters) instead: "

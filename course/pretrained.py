@@ -83,3 +83,53 @@ def load_pretrained(device: str | torch.device = "cpu", *, allow_fallback: bool 
         ckpt = quick_cpu_model(folder)
     model, tok, info = _load(ckpt, device)
     return Pretrained(model, tok, "quick CPU run", ckpt, info)
+
+
+# ============================================================================ the text and the loss the model is measured on
+
+VAL_FRACTION = 0.1  # chapter 05 trains on the first 90% of the corpus and validates on the rest
+
+
+def corpus_text(tokenizer: CharTokenizer, *, replacement: str = " ") -> str:
+    """The training corpus (Tiny Shakespeare) in the character model's alphabet.
+
+    With the real corpus this is the text itself. With the offline fallback corpus
+    (`course.data`), characters outside the model's 65-character alphabet are
+    replaced by ``replacement`` and a notice says how many, so every chapter that
+    uses the model still runs (with other numbers than the book's).
+    """
+    from .data import tinyshakespeare
+
+    corpus = tinyshakespeare()
+    text = corpus.text
+    if corpus.is_fallback:
+        if replacement not in tokenizer.stoi:
+            raise ValueError(f"the replacement {replacement!r} is itself not in the model's vocabulary.")
+        missing = sum(c not in tokenizer.stoi for c in text)
+        text = "".join(c if c in tokenizer.stoi else replacement for c in text)
+        print(f"NOTICE: the fallback corpus is mapped to the model's alphabet: {missing:,} of its "
+              f"{len(text):,} characters are outside it and became {replacement!r}.")
+    return text
+
+
+def validation_text(tokenizer: CharTokenizer) -> str:
+    """The validation split the model was measured on: the last 10% of `corpus_text`."""
+    from .data import train_val_split
+
+    return train_val_split(corpus_text(tokenizer), VAL_FRACTION)[1]
+
+
+def validation_loss(model: GPT, tokenizer: CharTokenizer, text: str | None = None, *, batch_size: int = 32) -> float:
+    """THE validation loss of a character model, in nats per character.
+
+    The mean negative log-likelihood over the whole validation split (or ``text``):
+    every character but the first is predicted exactly once, in consecutive
+    non-overlapping windows of the model's context (``block_size``), each from the
+    characters before it in its window. This is what chapters 05, 06 and 08 quote
+    for the shipped model; the training log's value is an estimate of the same
+    quantity from random windows.
+    """
+    from .sampling import evaluate_nll
+
+    text = validation_text(tokenizer) if text is None else text
+    return evaluate_nll(model, tokenizer.encode(text), stride=model.config.block_size, batch_size=batch_size)[0]

@@ -7,8 +7,11 @@ order from 1, no stored errors, no figure shown twice.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
+import kernels  # tools/kernels.py (conftest puts tools/ on the path)
 from notebook_utils import NOTEBOOKS, read_ipynb, read_md, sources, tags
 
 
@@ -57,4 +60,31 @@ def test_no_figure_shown_twice(md):
         images = [o["data"]["image/png"] for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
         assert len(images) == len(set(images)), (
             f"{md.stem} cell {i} shows the same figure twice: assign it (fig = ...) instead of ending the cell with it"
+        )
+
+
+@pytest.mark.parametrize("md", sources(), ids=lambda p: p.stem)
+def test_executed_under_reference_kernels(md):
+    """The committed outputs were made under the ``reference`` CPU kernels, which nbval
+    (under the ``test`` ones) never uses: every compared output is checked across two
+    kernel configurations on whatever machine runs the tests."""
+    nb = read_ipynb(md.with_suffix(".ipynb"))
+    record = nb.metadata.get("course", {}).get("kernels")
+    fix = f"re-execute it with `make execute NOTEBOOKS=notebooks/{md.name}` (which uses the reference kernels)"
+    assert record, f"{md.stem}.ipynb does not record the CPU kernels it was executed with: {fix}"
+    assert record.get("profile") == "reference", f"{md.stem}.ipynb was executed under the {record.get('profile')!r} kernels: {fix}"
+    for name, value in kernels.PROFILES["reference"].items():
+        assert record.get(name) == value, f"{md.stem}.ipynb: {name}={record.get(name)!r}, the reference is {value!r}: {fix}"
+    assert record.get("cpu_capability") == "DEFAULT", (
+        f"{md.stem}.ipynb: PyTorch ran {record.get('cpu_capability')} kernels, not the portable DEFAULT ones: {fix}"
+    )
+
+
+def test_tests_use_other_kernels_than_the_committed_outputs():
+    import torch
+
+    if os.environ.get(kernels.ENV_PROFILE) == "test":  # the default; other profiles are an explicit choice
+        assert torch.backends.cpu.get_cpu_capability() != "DEFAULT", (
+            "the tests run PyTorch's DEFAULT kernels, the ones the committed notebooks were made with: "
+            "nbval would not compare two kernel configurations"
         )

@@ -7,6 +7,12 @@ on a fresh kernel, and write the paired, executed notebooks/NN_topic.ipynb.
 The .ipynb is always rebuilt from the .md (no stale outputs survive), with the
 notebook folder as the working directory, exactly as nbval runs it. A cell that
 raises stops the run with the cell's source and error.
+
+Chapters are executed under the ``reference`` CPU kernel configuration
+(tools/kernels.py), which `make test` never uses: the tests re-execute them under
+other kernels, so an output that depends on the CPU fails on the author's own
+machine. The configuration, as the kernel saw it, is recorded in the notebook's
+metadata (``course.kernels``) and checked by tests/test_pairing.py.
 """
 
 from __future__ import annotations
@@ -24,9 +30,11 @@ from nbclient.exceptions import CellExecutionError
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
+sys.path.insert(0, str(ROOT / "tools"))
+import kernels  # noqa: E402  (tools/kernels.py)
 
 
-def execute(md: Path, timeout: int = 1200) -> float:
+def execute(md: Path, timeout: int = 1200, record: dict | None = None) -> float:
     md = md.resolve()
     if md.suffix != ".md":
         raise SystemExit(f"{md}: give the .md source, not {md.suffix}")
@@ -48,6 +56,8 @@ def execute(md: Path, timeout: int = 1200) -> float:
     out = md.with_suffix(".ipynb")
     # keep the jupytext pairing information and nothing machine specific
     nb.metadata.pop("widgets", None)
+    if record is not None:
+        nb.metadata["course"] = {"kernels": record}
     jupytext.write(nb, out, fmt="ipynb")
     nbformat.validate(nbformat.read(out, as_version=4))
     return elapsed
@@ -57,13 +67,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebooks", nargs="*", type=Path, help="MyST sources (default: all of notebooks/*.md)")
     parser.add_argument("--timeout", type=int, default=1200, help="seconds per cell")
+    parser.add_argument("--kernels", default="reference",
+                        choices=sorted(kernels.PROFILES),
+                        help="CPU kernel configuration (tools/kernels.py); committed notebooks use 'reference'")
     args = parser.parse_args(argv)
+    env = kernels.apply(args.kernels)  # inherited by every kernel started below
+    seen = kernels.observed()
+    record = {"profile": args.kernels, **env, "cpu_capability": seen["cpu_capability"],
+              "torch_threads": seen["torch_threads"]}
+    print(f"kernels: {args.kernels} {env} -> PyTorch sees {seen['cpu_capability']}, "
+          f"{seen['torch_threads']} threads", flush=True)
     paths = args.notebooks or sorted(NOTEBOOKS.glob("[0-9A-Z]*.md"))
     total = 0.0
     for md in paths:
         print(f"executing {md} ...", flush=True)
         try:
-            seconds = execute(Path(md), args.timeout)
+            seconds = execute(Path(md), args.timeout, record)
         except CellExecutionError as err:
             print(f"FAILED: {md}\n{err}", file=sys.stderr)
             return 1
