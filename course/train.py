@@ -24,14 +24,16 @@ What it does, each piece small enough to read:
   validation batches.
 * **Speed.** bf16 autocast, ``torch.compile``, fused AdamW and TF32 on CUDA only;
   plain float32 elsewhere.
-* **Checkpoints.** A folder per checkpoint: weights as safetensors, optimizer,
-  schedule, step and RNG states in a weights-only torch file (loaded with
-  ``weights_only=True``: no pickled code runs), the config as JSON. The folder is
-  written under a temporary name and renamed; then ``latest.json`` is atomically
-  replaced to point at it, so a half-written checkpoint never replaces a good
-  one. ``resume=True`` continues exactly where the run stopped: on CPU the losses
-  equal those of an uninterrupted run. Ctrl-C (KeyboardInterrupt) saves a
-  checkpoint before stopping.
+* **Checkpoints** (`course.checkpoint`). A folder per checkpoint: weights as
+  safetensors, optimizer, step and RNG states in a weights-only torch file
+  (loaded with ``weights_only=True``: no pickled code runs), the config as JSON.
+  Everything is written under unique temporary names and renamed into place, and
+  ``latest.json`` only ever points at a complete folder; a run deletes only its
+  own older checkpoints. ``resume=True`` continues exactly where the run stopped:
+  on CPU the losses equal those of an uninterrupted run. Ctrl-C
+  (KeyboardInterrupt) saves a checkpoint before stopping; a step it cuts short is
+  undone first (its batch is drawn again after resuming), so that holds for an
+  interrupted run too.
 * **Progress.** A ``tqdm.auto`` bar with loss, learning rate and tokens/s, and a
   JSONL log of every metric (``metrics.jsonl``).
 """
@@ -43,27 +45,38 @@ import contextlib
 import json
 import math
 import os
-import shutil
+import signal
 import sys
-import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from .checkpoint import (  # noqa: F401  (save_checkpoint ... load_tokenizer: also importable from here)
+    CONFIG as CHECKPOINT_CONFIG,
+    LATEST,
+    STATE as CHECKPOINT_STATE,
+    WEIGHTS as CHECKPOINT_WEIGHTS,
+    atomic_write,
+    atomic_write_text,
+    latest_checkpoint,
+    load_checkpoint,
+    load_model,
+    load_tokenizer,
+    read_pointer,
+    rng_states,
+    save_checkpoint,
+    set_rng_states,
+)
 from .data import train_val_split
 from .device import pick_device, pick_dtype, seed_everything
 from .model import GPT, GPTConfig
-
-CHECKPOINT_WEIGHTS = "model.safetensors"
-CHECKPOINT_STATE = "state.pt"
-CHECKPOINT_CONFIG = "config.json"
-LATEST = "latest.json"
 
 
 # ============================================================================ configuration
@@ -104,7 +117,7 @@ class TrainConfig:
     threads: int | None = None  # CPU threads; None leaves PyTorch's default
     out_dir: str | None = None  # None: no checkpoints, no log file
     checkpoint_interval: int = 0  # 0: only at the end (and on interrupt)
-    keep_checkpoints: int = 2
+    keep_checkpoints: int = 2  # this run's newest; older ones of this run are deleted, never another run's (0: keep all)
     resume: bool = False
     progress: bool = True
     data_dir: str | None = None  # a folder for memory-mapped train.bin / val.bin (written on first use)
@@ -228,12 +241,8 @@ class TokenData:
 
     def to_bin(self, path: str | Path) -> Path:
         """Write the ids as raw integers (uint16 when they fit, else uint32), atomically."""
-        path = Path(path)
         dtype = np.uint16 if int(self.tokens.max(initial=0)) < 2**16 else np.uint32
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        np.asarray(self.tokens, dtype=dtype).tofile(tmp)
-        os.replace(tmp, path)
-        return path
+        return atomic_write(path, np.asarray(self.tokens, dtype=dtype).tofile)
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -300,16 +309,19 @@ def prepare_data(config: TrainConfig, text: str | None = None) -> Dataset:
 
 
 def write_token_files(dataset: Dataset, folder: str | Path) -> Path:
-    """Save a dataset as train.bin, val.bin (raw token ids) and tokenizer.json, for memory-mapping."""
+    """Save a dataset as train.bin, val.bin (raw token ids) and tokenizer.json, for memory-mapping.
+
+    Each file is written atomically, meta.json last: a folder with meta.json is complete.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     dataset.train.to_bin(folder / "train.bin")
     dataset.val.to_bin(folder / "val.bin")
-    dataset.tokenizer.save(folder / "tokenizer.json")
+    atomic_write(folder / "tokenizer.json", dataset.tokenizer.save)
     meta = {"corpus": dataset.corpus_name, "dtype": str(np.asarray(dataset.train.tokens[:0]).dtype),
             "bin_dtype": "uint16" if dataset.tokenizer.vocab_size < 2**16 else "uint32",
             "tokenizer": type(dataset.tokenizer).__name__}
-    (folder / "meta.json").write_text(json.dumps(meta))
+    atomic_write_text(folder / "meta.json", json.dumps(meta))
     return folder
 
 
@@ -354,86 +366,6 @@ def init_distributed(device_type: str) -> DistInfo:
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
-# ============================================================================ checkpoints
-
-
-def _rng_state(sampler: BatchSampler) -> dict[str, Tensor]:
-    state = {"torch": torch.get_rng_state(), "sampler": sampler.generator.get_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state()
-    return state
-
-
-def save_checkpoint(
-    out_dir: str | Path, step: int, model: GPT, optimizer: torch.optim.Optimizer, sampler: BatchSampler,
-    config: TrainConfig, tokenizer: Any, history: dict[str, list], keep: int = 2,
-) -> Path:
-    """Write checkpoint ``step`` as a folder, atomically; point latest.json at it; keep the newest ``keep``."""
-    from safetensors.torch import save_model
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    final = out / f"ckpt_{step:07d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".ckpt_{step:07d}.", dir=out))
-    try:
-        save_model(model, str(tmp / CHECKPOINT_WEIGHTS))  # handles the tied head/embedding
-        torch.save(
-            {"step": step, "optimizer": optimizer.state_dict(), "rng": _rng_state(sampler), "history": history},
-            tmp / CHECKPOINT_STATE,
-        )
-        (tmp / CHECKPOINT_CONFIG).write_text(json.dumps(config.to_dict(), indent=2))
-        if tokenizer is not None and hasattr(tokenizer, "save"):
-            tokenizer.save(tmp / "tokenizer.json")
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    pointer = out / (LATEST + ".tmp")
-    pointer.write_text(json.dumps({"checkpoint": final.name, "step": step}))
-    os.replace(pointer, out / LATEST)
-    for old in sorted(out.glob("ckpt_*"))[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
-
-
-def latest_checkpoint(out_dir: str | Path) -> Path | None:
-    pointer = Path(out_dir) / LATEST
-    if not pointer.is_file():
-        return None
-    folder = Path(out_dir) / json.loads(pointer.read_text())["checkpoint"]
-    return folder if folder.is_dir() else None
-
-
-def load_model(checkpoint: str | Path, device: str | torch.device = "cpu") -> tuple[GPT, TrainConfig]:
-    """A trained model (in eval mode) and its training config, from a checkpoint folder (safetensors only)."""
-    from safetensors.torch import load_model as load_weights
-
-    folder = Path(checkpoint)
-    if (folder / LATEST).is_file():
-        folder = latest_checkpoint(folder) or folder
-    for name in (CHECKPOINT_WEIGHTS, CHECKPOINT_CONFIG):
-        if not (folder / name).is_file():
-            raise FileNotFoundError(f"{folder} is not a checkpoint folder: {name} is missing.")
-    config = TrainConfig.from_dict(json.loads((folder / CHECKPOINT_CONFIG).read_text()))
-    model = GPT(config.model)
-    load_weights(model, str(folder / CHECKPOINT_WEIGHTS), device=str(device))
-    return model.to(device).eval(), config
-
-
-def load_tokenizer(checkpoint: str | Path):
-    """The tokenizer saved with a checkpoint."""
-    from .tokenizers import BPETokenizer, CharTokenizer
-
-    folder = Path(checkpoint)
-    if (folder / LATEST).is_file():
-        folder = latest_checkpoint(folder) or folder
-    config = json.loads((folder / CHECKPOINT_CONFIG).read_text())
-    cls = CharTokenizer if config["tokenizer"] == "char" else BPETokenizer
-    return cls.load(folder / "tokenizer.json")
-
-
 # ============================================================================ the trainer
 
 
@@ -454,6 +386,28 @@ LossFn = Callable[[nn.Module, Tensor, Tensor], Tensor]
 def language_model_loss(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
     """The default loss: next-token cross-entropy (targets equal to -100 are ignored)."""
     return model(x, y)[1]
+
+
+class StepInterrupted(KeyboardInterrupt):
+    """Ctrl-C during an optimizer update, raised once the step is complete; ``loss`` is the step's loss."""
+
+    def __init__(self, loss: float) -> None:
+        super().__init__(f"interrupted after a complete step (loss {loss})")
+        self.loss = loss
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[list[int]]:
+    """Hold back Ctrl-C (SIGINT) while the block runs; the list it gives is not empty afterwards if one came."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield received  # only the main thread can set handlers; and someone else handles SIGINT here
+        return
+    signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class Trainer:
@@ -487,8 +441,10 @@ class Trainer:
             torch.cuda.set_device(self.device)
         seed_everything(c.seed)
         if data is None and c.data_dir:
-            if not (Path(c.data_dir) / "meta.json").is_file():
+            if self.dist.is_main and not (Path(c.data_dir) / "meta.json").is_file():
                 write_token_files(prepare_data(c), c.data_dir)
+            if self.dist.enabled:
+                dist.barrier()  # the other processes wait until the files are written
             data = load_token_files(c.data_dir)
         if sampler is not None and (val_batches is None or model is None):
             raise ValueError("with a custom sampler, also pass the model and val_batches (fixed evaluation batches).")
@@ -522,6 +478,7 @@ class Trainer:
         self.step = 0
         self.tokens_seen = 0  # input tokens of every process, since this trainer was made
         self.history: dict[str, list] = {k: [] for k in ("step", "loss", "lr", "eval_step", "val_loss", "train_loss")}
+        self.checkpoints: list[str] = []  # this run's checkpoint folders in out_dir, oldest first: the only ones it deletes
         if c.resume:
             self._resume()
         compile_it = c.compile if c.compile is not None else self.device.type == "cuda"
@@ -557,22 +514,15 @@ class Trainer:
         c = self.config
         if not c.out_dir:
             raise ValueError("resume=True needs out_dir (where the checkpoints are).")
-        folder = latest_checkpoint(c.out_dir)
-        if folder is None:
+        pointer = read_pointer(c.out_dir)  # a corrupt or dangling latest.json raises CheckpointError
+        if pointer is None:
             if self.dist.is_main:
                 print(f"resume: no checkpoint in {c.out_dir} yet; starting from step 0", file=sys.stderr)
             return
-        from safetensors.torch import load_model as load_weights
-
-        load_weights(self.model, str(folder / CHECKPOINT_WEIGHTS), device=str(self.device))
-        state = torch.load(folder / CHECKPOINT_STATE, map_location="cpu", weights_only=True)
-        self.optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"]["torch"])
-        self.sampler.generator.set_state(state["rng"]["sampler"])
-        if "cuda" in state["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state(state["rng"]["cuda"])
-        self.history = state["history"]
-        self.step = int(state["step"])
+        folder = Path(c.out_dir) / pointer.checkpoint
+        ckpt = load_checkpoint(self.model, self.optimizer, folder, generator=self.sampler.generator, device=self.device)
+        self.history, self.step = ckpt.history, ckpt.step
+        self.checkpoints = pointer.run  # the run goes on: its older checkpoints are still its own
 
     def save(self) -> Path | None:
         c = self.config
@@ -581,6 +531,7 @@ class Trainer:
         return save_checkpoint(
             c.out_dir, self.step, self.model, self.optimizer, self.sampler, c,
             self.data.tokenizer if self.data is not None else None, self.history, c.keep_checkpoints,
+            run=self.checkpoints,
         )
 
     def _log(self, record: dict[str, Any]) -> None:
@@ -601,30 +552,46 @@ class Trainer:
         return tok.decode(out[0, ids.shape[1]:].tolist())
 
     def train_step(self) -> float:
-        """One optimizer step (all micro-batches); returns the mean loss over the global batch."""
+        """One optimizer step (all micro-batches); returns the mean loss over the global batch.
+
+        All or nothing: interrupted (Ctrl-C) before the update, the step is undone
+        (random states and gradients as before it, so a checkpoint saved now resumes
+        exactly); a Ctrl-C during the update is held back until the step is complete,
+        then raised as `StepInterrupted` (a KeyboardInterrupt carrying the loss).
+        """
         c = self.config
-        lr = lr_at(self.step, c)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        batches = self.sampler.step_batches(c.batch_size, c.grad_accum, self.dist.world_size, self.dist.rank)
-        loss_sum = torch.zeros((), device=self.device)
-        for i, (x, y) in enumerate(batches):
-            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            sync = not self.dist.enabled or i == len(batches) - 1  # DDP: all-reduce only on the last micro-batch
-            ctx = contextlib.nullcontext() if sync else self.forward_model.no_sync()  # type: ignore[operator]
-            with ctx, self._autocast():
-                loss = self.loss_fn(self.forward_model, x, y)
-                (loss / c.grad_accum).backward()
-            loss_sum += loss.detach()
-            self.tokens_seen += x.numel() * self.dist.world_size
-        if c.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        before = rng_states(self.sampler.generator, cuda=self.device.type == "cuda"), self.tokens_seen
+        try:
+            lr = lr_at(self.step, c)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            batches = self.sampler.step_batches(c.batch_size, c.grad_accum, self.dist.world_size, self.dist.rank)
+            loss_sum = torch.zeros((), device=self.device)
+            for i, (x, y) in enumerate(batches):
+                x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+                sync = not self.dist.enabled or i == len(batches) - 1  # DDP: all-reduce only on the last micro-batch
+                ctx = contextlib.nullcontext() if sync else self.forward_model.no_sync()  # type: ignore[operator]
+                with ctx, self._autocast():
+                    loss = self.loss_fn(self.forward_model, x, y)
+                    (loss / c.grad_accum).backward()
+                loss_sum += loss.detach()
+                self.tokens_seen += x.numel() * self.dist.world_size
+            if c.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
+        except BaseException:
+            set_rng_states(before[0], self.sampler.generator)
+            self.tokens_seen = before[1]
+            self.optimizer.zero_grad(set_to_none=True)
+            raise
+        with _interrupts_deferred() as interrupted:  # half an update would leave weights and optimizer state out of step
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.step += 1
         mean = loss_sum / c.grad_accum
         if self.dist.enabled:
             dist.all_reduce(mean, op=dist.ReduceOp.AVG)
-        self.step += 1
+        if interrupted:
+            raise StepInterrupted(float(mean))
         return float(mean)
 
     # -------------------------------------------------------------- the loop
@@ -641,7 +608,11 @@ class Trainer:
         interrupted, checkpoint = False, None
         try:
             while self.step < end:
-                loss = self.train_step()
+                stop = None
+                try:
+                    loss = self.train_step()
+                except StepInterrupted as err:  # Ctrl-C during the update: record the complete step, then stop
+                    loss, stop = err.loss, err
                 step = self.step
                 if step % c.log_interval == 0 or step == end:
                     elapsed = time.perf_counter() - start
@@ -662,6 +633,8 @@ class Trainer:
                         on_eval(self, val)
                 if c.sample_interval and step % c.sample_interval == 0 and self.dist.is_main:
                     self._log({"step": step, "sample": self.sample()})
+                if stop is not None:
+                    raise stop
                 if c.checkpoint_interval and step % c.checkpoint_interval == 0 and step != end:
                     self.save()
         except KeyboardInterrupt:
