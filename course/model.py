@@ -463,8 +463,11 @@ class GPT(nn.Module):
     def to_gpt2_state_dict(self) -> dict[str, Tensor]:
         """Export to Hugging Face GPT2LMHeadModel's names and layouts (a GPT-2-shaped config only)."""
         c = self.config
-        if (c.positional, c.norm, c.mlp, c.norm_position, c.bias, c.tie_weights) != ("learned", "layernorm", "gelu", "pre", True, True):
-            raise ValueError("only a GPT-2-shaped model (learned positions, pre-LayerNorm, GELU, bias, tied head) exports to GPT-2.")
+        shape = (c.positional, c.norm, c.mlp, c.gelu, c.norm_position, c.bias, c.tie_weights)
+        if shape != ("learned", "layernorm", "gelu", "tanh", "pre", True, True):
+            raise ValueError(
+                "only a GPT-2-shaped model (learned positions, pre-LayerNorm, tanh GELU, bias, tied head) exports to GPT-2."
+            )
         inverse = {v: k for k, v in self._GPT2_NAMES.items()}
         out: dict[str, Tensor] = {
             "transformer.wte.weight": self.tok_emb.weight.detach().clone(),

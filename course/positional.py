@@ -13,10 +13,12 @@ course gives a model a sense of position, finished and ready for chapter 04's GP
 * `RoPE` / `apply_rope`: rotary position embedding. Each pair of coordinates of a
   query or key is rotated by an angle proportional to its position, so the score
   q(m)·k(n) depends on the positions only through m - n. Both pairings in use are
-  supported: ``"interleaved"`` (coordinates 2i and 2i+1, as in the RoFormer paper
-  and GPT-J) and ``"half"`` (coordinates i and i + d/2, as in GPT-NeoX and Llama).
-  They are the same rotation up to a fixed permutation of the coordinates
-  (`pairing_permutation`).
+  supported: ``"interleaved"`` (coordinates 2i and 2i+1, as in the RoFormer paper,
+  GPT-J and Meta's reference Llama code) and ``"half"`` (coordinates i and i + d/2,
+  as in GPT-NeoX and the Hugging Face port of Llama). They are the same rotation
+  up to a fixed permutation of the coordinates (`pairing_permutation`): Hugging
+  Face's conversion of Meta's Llama weights permutes each head's query and key
+  rows by it, and `GPTConfig(rope_pairing=...)` picks the layout for a model.
 * `alibi_slopes` / `alibi_bias`: ALiBi, a distance penalty added to attention
   scores instead of any embedding.
 

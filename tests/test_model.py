@@ -404,6 +404,12 @@ def test_config_repr_lists_the_new_fields_only_when_they_differ_from_the_default
     assert repr(GPTConfig(gelu="exact")).endswith("activation_checkpointing=False, gelu='exact')")
 
 
+def test_exact_gelu_model_does_not_export_as_gpt2():
+    with pytest.raises(ValueError, match="tanh GELU"):
+        _model(gelu="exact").to_gpt2_state_dict()  # GPT-2 files mean the tanh form: exporting would change the model
+    assert "lm_head.weight" in _model().to_gpt2_state_dict()
+
+
 def test_untied_linear_layers_leave_out_a_tied_head():
     from course.model import untied_linear_layers
 

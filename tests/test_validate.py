@@ -63,3 +63,19 @@ def test_as_numpy_and_as_float_array_take_tensors_and_keep_float_dtypes():
         as_float_array(["a"], "x")
     with pytest.raises(TypeError, match="`x` must be real"):
         as_float_array(np.ones(2, complex), "x")
+
+
+def test_entry_points_refuse_a_bool_where_a_count_belongs():
+    # True is an int to Python; as a layer count or a world size it is always a mistake.
+    from course.memory import gpt2_parameter_count, sharded_state_bytes, training_state_bytes
+    from course.model import GPTConfig
+
+    with pytest.raises(ValueError, match="n_layer must be a positive int, got True"):
+        gpt2_parameter_count(True, 768)
+    with pytest.raises(ValueError, match="world_size must be a positive int, got True"):
+        sharded_state_bytes(10, True, 1)
+    with pytest.raises(ValueError, match="n_params must be a non-negative int, got -1"):
+        training_state_bytes(-1)
+    with pytest.raises(ValueError, match="GPTConfig.n_layer must be a positive int, got True"):
+        GPTConfig(n_layer=True)
+    assert gpt2_parameter_count(12, 768) == 124_439_808
