@@ -416,3 +416,17 @@ def test_untied_linear_layers_leave_out_a_tied_head():
     tied, untied = _model(), _model(tie_weights=False)
     assert "head" not in untied_linear_layers(tied) and "head" in untied_linear_layers(untied)
     assert len(untied_linear_layers(untied)) == len(untied_linear_layers(tied)) + 1 == 4 * SMALL["n_layer"] + 1
+
+
+def test_position_ids_reach_blocks_under_activation_checkpointing():
+    model, ids = _model(activation_checkpointing=True).train(), _ids(2, 12)  # learned positions: a shift matters
+    shifted = torch.arange(3, 15)
+    loss = model(ids, ids, position_ids=shifted)[1]
+    loss.backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    model.config.activation_checkpointing = False  # the plain path must give the same loss and gradients
+    plain = model(ids, ids, position_ids=shifted)[1]
+    plain.backward()
+    assert torch.equal(loss, plain)
+    assert all(torch.allclose(g, p.grad, atol=1e-7) for g, p in zip(grads, model.parameters()))
