@@ -422,6 +422,11 @@ def test_command_line_samples_from_a_checkpoint(tmp_path, capsys):
     assert out.getvalue() == expected
     assert main(["--checkpoint", str(tmp_path), "--prompt", "abc", "--temperature", "0"], out=io.StringIO()) == 2
     assert "greedy" in capsys.readouterr().err
+    for bad, message in ((["--top-k", "0"], "top_k"), (["--max-new-tokens", "-1"], "max-new-tokens"), (["--stop", ""], "stop_strings")):
+        out = io.StringIO()
+        assert main(["--checkpoint", str(tmp_path), "--prompt", "abc", *bad], out=out) == 2
+        assert out.getvalue() == "", f"{bad}: nothing is printed before the settings are checked"
+        assert message in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- the exercise checks catch the classic mistakes
