@@ -84,12 +84,15 @@ def classification_loss(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
 @torch.no_grad()
 def predict_classes(model: nn.Module, x: Tensor, batch_size: int = 256) -> Tensor:
     """The predicted class of every row of ``x`` (on the CPU), in eval mode, ``batch_size`` rows at a time."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}.")
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    out = torch.cat([model(x[i : i + batch_size].to(device)).argmax(-1).cpu() for i in range(0, len(x), batch_size)])
-    model.train(was_training)
-    return out
+    try:
+        return torch.cat([model(x[i : i + batch_size].to(device)).argmax(-1).cpu() for i in range(0, len(x), batch_size)])
+    finally:
+        model.train(was_training)
 
 
 # ============================================================================ metrics
