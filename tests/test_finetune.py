@@ -460,3 +460,20 @@ def test_finetune_reexports_each_concept_module_and_lora_is_self_contained():
         a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
     assert all(m.split(".")[0] in ("__future__", "math", "typing", "torch") for m in imported), imported
     assert all(n.level == 0 for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)), "lora.py imports nothing from course"
+
+
+def test_predict_classes_restores_the_mode_even_on_error():
+    class Broken(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            raise RuntimeError("boom")
+
+    model = Broken().train()
+    with pytest.raises(RuntimeError, match="boom"):
+        predict_classes(model, torch.zeros(3, 2, dtype=torch.long))
+    assert model.training, "the caller's mode is restored after an error"
+    with pytest.raises(ValueError, match="batch_size"):
+        predict_classes(tiny_gpt(), torch.zeros(3, 2, dtype=torch.long), batch_size=0)
