@@ -72,7 +72,7 @@ class GPTClassifier(nn.Module):
         nn.init.zeros_(self.head.bias)
 
     def forward(self, idx: Tensor) -> Tensor:
-        hidden, _ = self.gpt._trunk(idx, None, return_weights=False)  # (B, T, n_embd), after the final norm
+        hidden = self.gpt.hidden_states(idx)  # (B, T, n_embd), after the final norm
         return self.head(hidden[:, -1])
 
 
