@@ -304,7 +304,7 @@ def load_checkpoint(
 def load_model(checkpoint: str | Path, device: str | torch.device = "cpu") -> tuple[Any, Any]:
     """A trained `GPT` (in eval mode) and its `TrainConfig`, from a checkpoint folder or an out_dir (safetensors only)."""
     from .model import GPT
-    from .train import TrainConfig
+    from .train_config import TrainConfig
 
     folder = _checkpoint_folder(checkpoint, (WEIGHTS, CONFIG))
     try:
@@ -321,6 +321,12 @@ def load_tokenizer(checkpoint: str | Path) -> Any:
     from .tokenizers import BPETokenizer, CharTokenizer
 
     folder = _checkpoint_folder(checkpoint, (CONFIG, TOKENIZER))
-    config = json.loads((folder / CONFIG).read_text())
-    cls = CharTokenizer if config["tokenizer"] == "char" else BPETokenizer
-    return cls.load(folder / TOKENIZER)
+    try:
+        config = json.loads((folder / CONFIG).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise _damaged(folder / CONFIG, err) from None
+    cls = CharTokenizer if config.get("tokenizer", "char") == "char" else BPETokenizer
+    try:
+        return cls.load(folder / TOKENIZER)
+    except (ValueError, KeyError, TypeError) as err:  # JSONDecodeError is a ValueError
+        raise _damaged(folder / TOKENIZER, err) from None

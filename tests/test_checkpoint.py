@@ -204,6 +204,18 @@ def test_a_truncated_file_is_a_clear_error(run_with_two_checkpoints, file):
             load_model(out)
 
 
+@pytest.mark.parametrize("file", ["tokenizer.json", "config.json"])
+def test_a_truncated_tokenizer_or_config_is_a_clear_error(run_with_two_checkpoints, file):
+    from course.checkpoint import load_tokenizer
+
+    out = run_with_two_checkpoints
+    path = out / "ckpt_0000004" / file
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="the checkpoint is damaged") as err:
+        load_tokenizer(out)
+    assert file in str(err.value) and "'ckpt_0000002'" in str(err.value)
+
+
 def test_load_checkpoint_restores_weights_optimizer_and_random_states(tmp_path):
     trainer = Trainer(tiny_config(max_iters=3, out_dir=str(tmp_path)), data=tiny_data())
     result = trainer.train()
