@@ -11,7 +11,9 @@
   also returns the attention weights for plotting.
 * `KVCache`: keys and values of earlier positions, kept per layer so that
   generating one more token costs one query against the cache instead of a
-  recomputation of the whole sequence.
+  recomputation of the whole sequence. The cache holds keys and values, not
+  positions: with RoPE, keys are cached already rotated, so a caller that gives
+  explicit positions (``positions=``) keeps giving them for every new chunk.
 
 Shapes: x is (batch, time, d_model); heads are (batch, heads, time, head_dim).
 """
@@ -140,13 +142,22 @@ class CausalSelfAttention(nn.Module):
         *,
         cache: KVCache | None = None,
         return_weights: bool = False,
+        positions: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None]:
+        """Attend over ``x`` (batch, time, d_model); returns (output, weights or None).
+
+        ``positions`` (shape (time,) or (batch, time)) are the tokens' positions for
+        RoPE; by default they follow the cached ones (0.. without a cache). Layers
+        without RoPE ignore them: their positions were added to the embeddings.
+        """
         b, t, d = x.shape
         if d != self.d_model:
             raise ValueError(f"expected x of shape (batch, time, {self.d_model}), got {tuple(x.shape)}.")
         q, k, v = (self._split(z) for z in self.qkv(x).split(self.d_model, dim=2))
         offset = cache.layer_length(self.layer_index) if cache is not None else 0
-        if self.rope is not None:
+        if self.rope is not None and positions is not None:
+            q, k = self.rope(q, positions=positions), self.rope(k, positions=positions)
+        elif self.rope is not None:
             q, k = self.rope(q, offset=offset), self.rope(k, offset=offset)
         if cache is not None:
             k, v = cache.update(self.layer_index, k, v)

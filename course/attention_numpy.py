@@ -31,6 +31,9 @@ Conventions (chapter 04 ports this to PyTorch and compares against it):
   the other weights of the row still sum to 1.
 * dtypes. float32 stays float32, float64 stays float64; integer input is
   computed in float64.
+* Bad input is an error that says what to do. The checks sit at the end of the
+  module (``_check_*``, built on `course.validate`), one call at the top of each
+  function, so each function's body is the math alone.
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ import math
 from typing import Any, Callable, Mapping
 
 import numpy as np
+
+from .validate import as_float_array as _as_float
+from .validate import positive_int
 
 __all__ = [
     "PARAM_NAMES",
@@ -60,20 +66,6 @@ __all__ = [
 PARAM_NAMES = ("Wq", "bq", "Wk", "bk", "Wv", "bv", "Wo", "bo")
 
 
-def _as_float(x: Any, name: str) -> np.ndarray:
-    """``x`` as a floating-point array (float32/float64 kept, anything else to float64)."""
-    if hasattr(x, "detach"):  # a torch tensor, without importing torch here
-        x = x.detach().cpu().numpy()
-    a = np.asarray(x)
-    if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
-        raise TypeError(f"`{name}` must be an array of numbers; got an array of dtype {a.dtype}.")
-    if np.issubdtype(a.dtype, np.complexfloating):
-        raise TypeError(f"`{name}` must be real; got dtype {a.dtype}.")
-    if not np.issubdtype(a.dtype, np.floating) or a.dtype == np.float16:
-        a = a.astype(np.float64)
-    return a
-
-
 # --------------------------------------------------------------------------- softmax
 
 
@@ -86,19 +78,8 @@ def softmax(x: Any, axis: int = -1) -> np.ndarray:
     ``-inf`` (masked) get weight exactly 0. A row made only of ``-inf`` has no
     distribution and raises `ValueError`. The input is never modified.
     """
-    a = _as_float(x, "x")
-    if a.ndim == 0:
-        raise ValueError("softmax needs at least one axis to normalise over; got a scalar.")
-    if np.isnan(a).any():
-        raise ValueError("softmax input contains nan; the scores were already broken before the softmax.")
-    if np.isposinf(a).any():
-        raise ValueError("softmax input contains +inf; scores must be finite or -inf (masked).")
+    a = _check_softmax_input(_as_float(x, "x"), axis)
     row_max = a.max(axis=axis, keepdims=True)
-    if np.isneginf(row_max).any():
-        raise ValueError(
-            "a row of the softmax input is entirely -inf: every entry is masked, so there is nothing "
-            "to normalise. Check the mask: each query must be allowed to see at least one key."
-        )
     e = np.exp(a - row_max)  # a new array: the caller's x is left alone
     return e / e.sum(axis=axis, keepdims=True)
 
@@ -111,10 +92,7 @@ def softmax_backward(weights: Any, grad_weights: Any, axis: int = -1) -> np.ndar
     """
     p = _as_float(weights, "weights")
     dp = _as_float(grad_weights, "grad_weights")
-    if p.shape != dp.shape:
-        raise ValueError(
-            f"`grad_weights` must have the shape of `weights` {p.shape}; got {dp.shape}."
-        )
+    _check_same_shape(dp, p.shape, "`grad_weights`", "the shape of `weights`")
     return p * (dp - (dp * p).sum(axis=axis, keepdims=True))
 
 
@@ -130,62 +108,11 @@ def causal_mask(t_q: int, t_k: int | None = None) -> np.ndarray:
     sees keys ``0..i + (t_k - t_q)``.
     """
     t_k = t_q if t_k is None else t_k
-    for name, value in (("t_q", t_q), ("t_k", t_k)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"`{name}` must be a positive int (a number of positions); got {value!r}.")
-    if t_k < t_q:
-        raise ValueError(
-            f"a causal mask needs at least as many keys as queries; got t_q={t_q}, t_k={t_k}."
-        )
+    _check_mask_sizes(t_q, t_k)
     return np.tril(np.ones((t_q, t_k), dtype=bool), k=t_k - t_q)
 
 
 # --------------------------------------------------------------------------- one head
-
-
-def _check_qkv(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> None:
-    for name, a in (("q", q), ("k", k), ("v", v)):
-        if a.ndim < 2:
-            raise ValueError(
-                f"`{name}` must have shape (..., time, dim) with at least 2 axes; got shape {a.shape}."
-            )
-    if q.shape[-1] != k.shape[-1]:
-        raise ValueError(
-            f"`q` and `k` must have the same last dimension d_k (a dot product needs equal lengths): "
-            f"q has shape {q.shape}, k has shape {k.shape}."
-        )
-    if k.shape[-2] != v.shape[-2]:
-        raise ValueError(
-            f"`k` and `v` must have the same number of positions (axis -2), one value per key: "
-            f"k has shape {k.shape}, v has shape {v.shape}."
-        )
-    if not (q.shape[:-2] == k.shape[:-2] == v.shape[:-2]):
-        raise ValueError(
-            "`q`, `k` and `v` must have the same leading (batch, head) axes; got "
-            f"q {q.shape}, k {k.shape}, v {v.shape}."
-        )
-
-
-def _check_mask(mask: Any, scores_shape: tuple[int, ...]) -> np.ndarray:
-    m = np.asarray(mask)
-    if m.dtype != bool:
-        raise TypeError(
-            f"`mask` must be boolean (True = may attend); got dtype {m.dtype}. "
-            "For an additive mask of 0 and -inf, pass `mask == 0`."
-        )
-    try:
-        m = np.broadcast_to(m, scores_shape)
-    except ValueError:
-        raise ValueError(
-            f"`mask` of shape {m.shape} does not broadcast to the scores' shape {scores_shape} "
-            "(..., time_q, time_k)."
-        ) from None
-    if not m.any(axis=-1).all():
-        raise ValueError(
-            "`mask` hides every key from at least one query (a row of the mask is all False); "
-            "each query must be allowed to see at least one key, e.g. itself."
-        )
-    return m
 
 
 def _default_scale(d_k: int, scale: float | None) -> float:
@@ -235,14 +162,8 @@ def scaled_dot_product_attention_backward(
     _check_qkv(q, k, v)
     p = _as_float(weights, "weights")
     d_out = _as_float(grad_out, "grad_out")
-    expected_p = q.shape[:-1] + (k.shape[-2],)
-    if p.shape != expected_p:
-        raise ValueError(f"`weights` must have shape (..., time_q, time_k) = {expected_p}; got {p.shape}.")
-    expected_o = q.shape[:-1] + (v.shape[-1],)
-    if d_out.shape != expected_o:
-        raise ValueError(
-            f"`grad_out` must have the output's shape (..., time_q, d_v) = {expected_o}; got {d_out.shape}."
-        )
+    _check_same_shape(p, q.shape[:-1] + (k.shape[-2],), "`weights`", "shape (..., time_q, time_k) =")
+    _check_same_shape(d_out, q.shape[:-1] + (v.shape[-1],), "`grad_out`", "the output's shape (..., time_q, d_v) =")
     s = _default_scale(q.shape[-1], scale)
     d_v = np.swapaxes(p, -1, -2) @ d_out
     d_p = d_out @ np.swapaxes(v, -1, -2)
@@ -257,22 +178,15 @@ def scaled_dot_product_attention_backward(
 
 def split_heads(x: Any, n_heads: int) -> np.ndarray:
     """``(batch, time, d_model)`` to ``(batch, heads, time, head_dim)``; head h gets columns h*head_dim..."""
-    a = np.asarray(x)
-    if a.ndim != 3:
-        raise ValueError(f"`x` must have shape (batch, time, d_model); got shape {a.shape}.")
-    if isinstance(n_heads, bool) or not isinstance(n_heads, (int, np.integer)) or n_heads < 1:
-        raise ValueError(f"`n_heads` must be a positive int; got {n_heads!r}.")
+    a = _check_ndim(np.asarray(x), 3, "(batch, time, d_model)")
+    _check_n_heads(n_heads, a.shape[-1])
     b, t, d = a.shape
-    if d % n_heads:
-        raise ValueError(f"d_model={d} is not divisible by n_heads={n_heads}: every head needs the same head_dim.")
     return a.reshape(b, t, n_heads, d // n_heads).transpose(0, 2, 1, 3)
 
 
 def merge_heads(x: Any) -> np.ndarray:
     """``(batch, heads, time, head_dim)`` back to ``(batch, time, heads * head_dim)`` (the concatenation)."""
-    a = np.asarray(x)
-    if a.ndim != 4:
-        raise ValueError(f"`x` must have shape (batch, heads, time, head_dim); got shape {a.shape}.")
+    a = _check_ndim(np.asarray(x), 4, "(batch, heads, time, head_dim)")
     b, h, t, hd = a.shape
     return a.transpose(0, 2, 1, 3).reshape(b, t, h * hd)
 
@@ -291,8 +205,7 @@ def init_attention_params(
     ``(d_model, d_model)`` drawn from N(0, 1/d_model), and (with ``bias``) small random
     biases ``bq, bk, bv, bo`` of shape ``(d_model,)`` (random, not zero, so a gradient
     check exercises them)."""
-    if isinstance(d_model, bool) or not isinstance(d_model, (int, np.integer)) or d_model < 1:
-        raise ValueError(f"`d_model` must be a positive int; got {d_model!r}.")
+    positive_int(d_model, "`d_model`", numpy_ints=True, sep=";")
     rng = np.random.default_rng(rng)
     std = 1.0 / math.sqrt(d_model)
     params: dict[str, np.ndarray] = {}
@@ -301,33 +214,6 @@ def init_attention_params(
         if bias:
             params["b" + name] = (rng.standard_normal(d_model) * 0.1).astype(dtype)
     return params
-
-
-def _check_params(params: Mapping[str, Any], d_model: int) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
-    for name in ("Wq", "Wk", "Wv", "Wo"):
-        if name not in params:
-            raise KeyError(f"`params` has no {name!r}; it needs Wq, Wk, Wv, Wo (and optionally bq, bk, bv, bo).")
-        w = _as_float(params[name], f"params[{name!r}]")
-        if w.shape != (d_model, d_model):
-            raise ValueError(
-                f"params[{name!r}] must have shape (d_model, d_model) = ({d_model}, {d_model}) "
-                f"to match x's last axis; got {w.shape}."
-            )
-        out[name] = w
-    present = [b for b in ("bq", "bk", "bv", "bo") if params.get(b) is not None]
-    if present and len(present) != 4:
-        missing = sorted({"bq", "bk", "bv", "bo"} - set(present))
-        raise KeyError(f"`params` has some biases but not {missing}: give all four or none.")
-    for name in present:
-        bvec = _as_float(params[name], f"params[{name!r}]")
-        if bvec.shape != (d_model,):
-            raise ValueError(f"params[{name!r}] must have shape (d_model,) = ({d_model},); got {bvec.shape}.")
-        out[name] = bvec
-    unknown = sorted(set(params) - set(PARAM_NAMES))
-    if unknown:
-        raise KeyError(f"`params` has unknown entries {unknown}; expected names among {list(PARAM_NAMES)}.")
-    return out
 
 
 def _linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
@@ -355,13 +241,10 @@ def multi_head_attention(
     holds what the backward pass needs, including ``cache["weights"]`` of shape
     ``(batch, heads, time, time)``.
     """
-    x = _as_float(x, "x")
-    if x.ndim != 3:
-        hint = " For a single sequence of shape (time, d_model), pass x[None]." if x.ndim == 2 else ""
-        raise ValueError(f"`x` must have shape (batch, time, d_model); got shape {x.shape}.{hint}")
+    x = _check_ndim(_as_float(x, "x"), 3, "(batch, time, d_model)")
     b, t, d = x.shape
     p = _check_params(params, d)
-    split_heads(x, n_heads)  # validates n_heads and d_model % n_heads
+    _check_n_heads(n_heads, d)
     dtype = np.result_type(x, *p.values())
     x = x.astype(dtype, copy=False)
     p = {name: a.astype(dtype, copy=False) for name, a in p.items()}
@@ -370,9 +253,7 @@ def multi_head_attention(
     if causal:
         full_mask = causal_mask(t)
     if mask is not None:
-        m = np.asarray(mask)
-        if m.dtype != bool:
-            raise TypeError(f"`mask` must be boolean (True = may attend); got dtype {m.dtype}.")
+        m = _check_boolean_mask(mask)
         full_mask = m if full_mask is None else (full_mask & m)
 
     q = split_heads(_linear(x, p["Wq"], p.get("bq")), n_heads)  # (B, H, T, hd)
@@ -398,10 +279,7 @@ def multi_head_attention_backward(grad_out: Any, cache: Mapping[str, Any]) -> di
     """
     x, p, n_heads = cache["x"], cache["params"], cache["n_heads"]
     d_out = _as_float(grad_out, "grad_out")
-    if d_out.shape != x.shape:
-        raise ValueError(
-            f"`grad_out` must have the output's shape (batch, time, d_model) = {x.shape}; got {d_out.shape}."
-        )
+    _check_same_shape(d_out, x.shape, "`grad_out`", "the output's shape (batch, time, d_model) =")
     d = x.shape[-1]
     x2 = x.reshape(-1, d)
     grads: dict[str, np.ndarray] = {}
@@ -439,15 +317,9 @@ def numerical_gradient(f: Callable[[], float], x: np.ndarray, eps: float = 1e-6)
     at a time and restored afterwards. Use float64: in float32 the rounding error of
     ``f`` divided by ``2 eps`` swamps the result.
     """
-    if not isinstance(x, np.ndarray) or x.dtype != np.float64:
-        raise TypeError(
-            "`x` must be a float64 NumPy array that `f` reads (it is perturbed in place); "
-            f"got {type(x).__name__} of dtype {getattr(x, 'dtype', None)}."
-        )
+    _check_perturbable(x)
     grad = np.zeros_like(x)
     flat, gflat = x.reshape(-1), grad.reshape(-1)
-    if not np.shares_memory(flat, x):
-        raise ValueError("`x` must be contiguous so it can be perturbed in place.")
     for i in range(flat.size):
         old = flat[i]
         flat[i] = old + eps
@@ -466,3 +338,136 @@ def relative_error(a: Any, b: Any) -> float:
         raise ValueError(f"cannot compare arrays of shapes {a.shape} and {b.shape}.")
     denom = np.linalg.norm(a) + np.linalg.norm(b)
     return 0.0 if denom == 0 else float(np.linalg.norm(a - b) / denom)
+
+
+# --------------------------------------------------------------------------- input checks
+#
+# Everything below only checks arguments and explains what is wrong; the math is above.
+
+
+def _check_softmax_input(a: np.ndarray, axis: int) -> np.ndarray:
+    if a.ndim == 0:
+        raise ValueError("softmax needs at least one axis to normalise over; got a scalar.")
+    if np.isnan(a).any():
+        raise ValueError("softmax input contains nan; the scores were already broken before the softmax.")
+    if np.isposinf(a).any():
+        raise ValueError("softmax input contains +inf; scores must be finite or -inf (masked).")
+    if np.isneginf(a).all(axis=axis).any():
+        raise ValueError(
+            "a row of the softmax input is entirely -inf: every entry is masked, so there is nothing "
+            "to normalise. Check the mask: each query must be allowed to see at least one key."
+        )
+    return a
+
+
+def _check_same_shape(a: np.ndarray, shape: tuple[int, ...], name: str, what: str) -> None:
+    """``name`` must have ``shape``; the message reads "<name> must have <what> <shape>; got <a.shape>."."""
+    if a.shape != tuple(shape):
+        raise ValueError(f"{name} must have {what} {tuple(shape)}; got {a.shape}.")
+
+
+def _check_ndim(a: np.ndarray, ndim: int, layout: str) -> np.ndarray:
+    if a.ndim != ndim:
+        hint = " For a single sequence of shape (time, d_model), pass x[None]." if ndim == 3 and a.ndim == 2 else ""
+        raise ValueError(f"`x` must have shape {layout}; got shape {a.shape}.{hint}")
+    return a
+
+
+def _check_mask_sizes(t_q: Any, t_k: Any) -> None:
+    positive_int(t_q, "`t_q`", hint="a number of positions", numpy_ints=True, sep=";")
+    positive_int(t_k, "`t_k`", hint="a number of positions", numpy_ints=True, sep=";")
+    if t_k < t_q:
+        raise ValueError(f"a causal mask needs at least as many keys as queries; got t_q={t_q}, t_k={t_k}.")
+
+
+def _check_n_heads(n_heads: Any, d_model: int) -> None:
+    positive_int(n_heads, "`n_heads`", numpy_ints=True, sep=";")
+    if d_model % n_heads:
+        raise ValueError(f"d_model={d_model} is not divisible by n_heads={n_heads}: every head needs the same head_dim.")
+
+
+def _check_boolean_mask(mask: Any) -> np.ndarray:
+    m = np.asarray(mask)
+    if m.dtype != bool:
+        raise TypeError(
+            f"`mask` must be boolean (True = may attend); got dtype {m.dtype}. "
+            "For an additive mask of 0 and -inf, pass `mask == 0`."
+        )
+    return m
+
+
+def _check_qkv(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> None:
+    for name, a in (("q", q), ("k", k), ("v", v)):
+        if a.ndim < 2:
+            raise ValueError(
+                f"`{name}` must have shape (..., time, dim) with at least 2 axes; got shape {a.shape}."
+            )
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(
+            f"`q` and `k` must have the same last dimension d_k (a dot product needs equal lengths): "
+            f"q has shape {q.shape}, k has shape {k.shape}."
+        )
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(
+            f"`k` and `v` must have the same number of positions (axis -2), one value per key: "
+            f"k has shape {k.shape}, v has shape {v.shape}."
+        )
+    if not (q.shape[:-2] == k.shape[:-2] == v.shape[:-2]):
+        raise ValueError(
+            "`q`, `k` and `v` must have the same leading (batch, head) axes; got "
+            f"q {q.shape}, k {k.shape}, v {v.shape}."
+        )
+
+
+def _check_mask(mask: Any, scores_shape: tuple[int, ...]) -> np.ndarray:
+    m = _check_boolean_mask(mask)
+    try:
+        m = np.broadcast_to(m, scores_shape)
+    except ValueError:
+        raise ValueError(
+            f"`mask` of shape {m.shape} does not broadcast to the scores' shape {scores_shape} "
+            "(..., time_q, time_k)."
+        ) from None
+    if not m.any(axis=-1).all():
+        raise ValueError(
+            "`mask` hides every key from at least one query (a row of the mask is all False); "
+            "each query must be allowed to see at least one key, e.g. itself."
+        )
+    return m
+
+
+def _check_params(params: Mapping[str, Any], d_model: int) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for name in ("Wq", "Wk", "Wv", "Wo"):
+        if name not in params:
+            raise KeyError(f"`params` has no {name!r}; it needs Wq, Wk, Wv, Wo (and optionally bq, bk, bv, bo).")
+        w = _as_float(params[name], f"params[{name!r}]")
+        if w.shape != (d_model, d_model):
+            raise ValueError(
+                f"params[{name!r}] must have shape (d_model, d_model) = ({d_model}, {d_model}) "
+                f"to match x's last axis; got {w.shape}."
+            )
+        out[name] = w
+    present = [b for b in ("bq", "bk", "bv", "bo") if params.get(b) is not None]
+    if present and len(present) != 4:
+        missing = sorted({"bq", "bk", "bv", "bo"} - set(present))
+        raise KeyError(f"`params` has some biases but not {missing}: give all four or none.")
+    for name in present:
+        bvec = _as_float(params[name], f"params[{name!r}]")
+        if bvec.shape != (d_model,):
+            raise ValueError(f"params[{name!r}] must have shape (d_model,) = ({d_model},); got {bvec.shape}.")
+        out[name] = bvec
+    unknown = sorted(set(params) - set(PARAM_NAMES))
+    if unknown:
+        raise KeyError(f"`params` has unknown entries {unknown}; expected names among {list(PARAM_NAMES)}.")
+    return out
+
+
+def _check_perturbable(x: Any) -> None:
+    if not isinstance(x, np.ndarray) or x.dtype != np.float64:
+        raise TypeError(
+            "`x` must be a float64 NumPy array that `f` reads (it is perturbed in place); "
+            f"got {type(x).__name__} of dtype {getattr(x, 'dtype', None)}."
+        )
+    if not np.shares_memory(x.reshape(-1), x):
+        raise ValueError("`x` must be contiguous so it can be perturbed in place.")

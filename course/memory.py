@@ -25,6 +25,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .validate import non_negative_int, positive_int
+
 GPT2_SIZES: dict[str, dict[str, int]] = {  # the published GPT-2 family (vocab 50257, context 1024)
     "gpt2 (small)": dict(n_layer=12, n_head=12, n_embd=768),
     "gpt2-medium": dict(n_layer=24, n_head=16, n_embd=1024),
@@ -41,8 +43,7 @@ def gpt2_parameter_count(n_layer: int, n_embd: int, vocab_size: int = 50257, blo
     embeddings and the final LayerNorm.
     """
     for name, value in (("n_layer", n_layer), ("n_embd", n_embd), ("vocab_size", vocab_size), ("block_size", block_size)):
-        if not isinstance(value, int) or value <= 0:
-            raise ValueError(f"{name} must be a positive int, got {value!r}.")
+        positive_int(value, name)
     d = n_embd
     return n_layer * (12 * d * d + 13 * d) + vocab_size * d + block_size * d + 2 * d
 
@@ -55,8 +56,7 @@ def training_state_bytes(n_params: int, *, mixed: bool = False) -> dict[str, int
     float32 AdamW states (8): also 16 bytes per parameter. Mixed precision saves
     activation memory and time, not state memory.
     """
-    if not isinstance(n_params, int) or n_params < 0:
-        raise ValueError(f"n_params must be a non-negative int, got {n_params!r}.")
+    n_params = non_negative_int(n_params, "n_params")
     if mixed:
         parts = {"weights (16-bit)": 2 * n_params, "gradients (16-bit)": 2 * n_params,
                  "master weights (fp32)": 4 * n_params, "AdamW states (fp32)": 8 * n_params}
@@ -74,8 +74,7 @@ def sharded_state_bytes(n_params: int, world_size: int, stage: int) -> int:
     """
     if stage not in (0, 1, 2, 3):
         raise ValueError(f"stage must be 0 (DDP), 1, 2 or 3 (ZeRO stages), got {stage!r}.")
-    if not isinstance(world_size, int) or world_size < 1:
-        raise ValueError(f"world_size must be a positive int, got {world_size!r}.")
+    world_size = positive_int(world_size, "world_size")
     w, g, o = 4 * n_params, 4 * n_params, 8 * n_params
     if stage >= 1:
         o /= world_size

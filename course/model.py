@@ -7,7 +7,13 @@ parameters), so `GPT.from_gpt2_state_dict` loads Hugging Face GPT-2 weights and
 * ``positional``: ``"learned"`` (GPT-2), ``"sinusoidal"`` or ``"rope"`` (chapter 02);
 * ``norm``: ``"layernorm"`` (GPT-2) or ``"rmsnorm"``; ``norm_position``: ``"pre"``
   (GPT-2 and every modern LLM) or ``"post"`` (the original Transformer);
-* ``mlp``: ``"gelu"`` (GPT-2, tanh approximation) or ``"swiglu"`` (Llama);
+* ``mlp``: ``"gelu"`` (GPT-2) or ``"swiglu"`` (Llama); ``gelu``: ``"tanh"`` (the
+  approximation GPT-2 uses, the default) or ``"exact"`` (the erf form of many
+  papers and courses; PyTorch's ``nn.GELU()`` default);
+* ``rope_pairing`` (with ``positional="rope"``): ``"half"`` (coordinates i and
+  i + d/2 rotate together, as in the Hugging Face port of Llama and GPT-NeoX; the
+  default) or ``"interleaved"`` (coordinates 2i and 2i+1, as in Meta's reference
+  Llama code and RoFormer);
 * ``bias`` in linear layers and norms; ``tie_weights`` (the LM head reuses the
   token embedding matrix); ``dropout`` (residual stream) and ``attn_dropout``
   (attention weights).
@@ -17,7 +23,15 @@ parameters), so `GPT.from_gpt2_state_dict` loads Hugging Face GPT-2 weights and
 target positions equal to -100 are ignored, for fine-tuning masks).
 ``model.forward_with_attention(idx)`` also returns every layer's attention
 weights (the slow, explicit path) for plotting. Passing a `KVCache` makes the
-model process only the new tokens (chapter 06).
+model process only the new tokens (chapter 06). ``position_ids`` (shape (time,)
+or (batch, time)) give each token its position explicitly, so a cache or a packed
+batch can start anywhere; by default they are 0..T-1, after the cached positions.
+``model.hidden_states(idx)`` returns the final normed hidden states, before the
+LM head (for a classifier head, or to look at what the model computes).
+
+`untied_linear_layers(model)` lists the linear layers whose weight is not
+shared with an embedding (a tied LM head): the layers quantization (chapter 08)
+and pruning may rewrite.
 """
 
 from __future__ import annotations
@@ -33,11 +47,17 @@ from torch import Tensor, nn
 
 from .attention import CausalSelfAttention, KVCache
 from .positional import LearnedPositionalEmbedding, RoPE, SinusoidalPositionalEncoding
+from .validate import fraction, one_of, positive_int
 
 POSITIONALS = ("learned", "sinusoidal", "rope")
 NORMS = ("layernorm", "rmsnorm")
 MLPS = ("gelu", "swiglu")
 NORM_POSITIONS = ("pre", "post")
+GELUS = ("tanh", "exact")
+ROPE_PAIRINGS = ("half", "interleaved")
+#: Fields added after configs were first saved: `GPTConfig`'s repr lists them only
+#: when they differ from their default, so a printed GPT-2-style config reads as before.
+_ADDED_FIELDS = ("gelu", "rope_pairing")
 
 
 @dataclass
@@ -59,24 +79,27 @@ class GPTConfig:
     norm_eps: float = 1e-5
     rope_base: float = 10000.0
     activation_checkpointing: bool = False  # training only: recompute each block's activations in backward (chapter 08)
+    gelu: str = "tanh"  # "tanh" (GPT-2's approximation) or "exact" (erf); used when mlp="gelu"
+    rope_pairing: str = "half"  # "half" (i, i + d/2: Hugging Face) or "interleaved" (2i, 2i+1: Meta); positional="rope"
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"GPTConfig.{name} must be a positive int, got {value!r}.")
+            positive_int(getattr(self, name), f"GPTConfig.{name}")
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}.")
-        for name, allowed in (("positional", POSITIONALS), ("norm", NORMS), ("mlp", MLPS), ("norm_position", NORM_POSITIONS)):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"GPTConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}.")
+        for name, allowed in (("positional", POSITIONALS), ("norm", NORMS), ("mlp", MLPS), ("norm_position", NORM_POSITIONS),
+                              ("gelu", GELUS), ("rope_pairing", ROPE_PAIRINGS)):
+            one_of(getattr(self, name), allowed, f"GPTConfig.{name}")
         if self.positional == "rope" and (self.n_embd // self.n_head) % 2:
             raise ValueError(f"RoPE needs an even head dimension; n_embd / n_head = {self.n_embd // self.n_head}.")
         if self.positional == "sinusoidal" and self.n_embd % 2:
             raise ValueError(f"the sinusoidal encoding needs an even n_embd, got {self.n_embd}.")
         for name in ("dropout", "attn_dropout"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}.")
+            fraction(getattr(self, name), name)
+
+    def __repr__(self) -> str:
+        shown = (f for f in fields(self) if f.repr and not (f.name in _ADDED_FIELDS and getattr(self, f.name) == f.default))
+        return f"{type(self).__name__}({', '.join(f'{f.name}={getattr(self, f.name)!r}' for f in shown)})"
 
     @property
     def head_dim(self) -> int:
@@ -95,6 +118,7 @@ class GPTConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "GPTConfig":
+        """The config saved by `to_dict`; fields it lacks (saved before they existed) take their defaults."""
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -131,7 +155,8 @@ class MLP(nn.Module):
         d, h = config.n_embd, config.hidden
         if self.kind == "gelu":
             self.fc = nn.Linear(d, h, bias=config.bias)
-            self.act = nn.GELU(approximate="tanh")  # GPT-2's "gelu_new"
+            # "tanh": GPT-2's "gelu_new", 0.5x(1 + tanh(√(2/π)(x + 0.044715x³))); "exact": x·Φ(x) with erf
+            self.act = nn.GELU(approximate="tanh" if config.gelu == "tanh" else "none")
         else:
             self.gate = nn.Linear(d, h, bias=config.bias)
             self.fc = nn.Linear(d, h, bias=config.bias)
@@ -160,13 +185,15 @@ class Block(nn.Module):
         self.norm2 = make_norm(config)
         self.mlp = MLP(config)
 
-    def forward(self, x: Tensor, *, cache: KVCache | None = None, return_weights: bool = False) -> tuple[Tensor, Tensor | None]:
+    def forward(
+        self, x: Tensor, *, cache: KVCache | None = None, return_weights: bool = False, positions: Tensor | None = None
+    ) -> tuple[Tensor, Tensor | None]:
         if self.pre:  # x + f(norm(x)): the residual stream is never normalised
-            a, w = self.attn(self.norm1(x), cache=cache, return_weights=return_weights)
+            a, w = self.attn(self.norm1(x), cache=cache, return_weights=return_weights, positions=positions)
             x = x + a
             x = x + self.mlp(self.norm2(x))
         else:  # norm(x + f(x)), as in "Attention Is All You Need"
-            a, w = self.attn(x, cache=cache, return_weights=return_weights)
+            a, w = self.attn(x, cache=cache, return_weights=return_weights, positions=positions)
             x = self.norm1(x + a)
             x = self.norm2(x + self.mlp(x))
         return x, w
@@ -187,7 +214,7 @@ class GPT(nn.Module):
         elif c.positional == "sinusoidal":
             self.pos_emb = SinusoidalPositionalEncoding(c.n_embd, c.block_size)
         else:
-            rope = RoPE(c.head_dim, c.block_size, base=c.rope_base)
+            rope = RoPE(c.head_dim, c.block_size, base=c.rope_base, pairing=c.rope_pairing)  # type: ignore[arg-type]
         self.rope = rope
         self.drop = nn.Dropout(c.dropout)
         self.blocks = nn.ModuleList(Block(c, i, rope) for i in range(c.n_layer))
@@ -235,30 +262,77 @@ class GPT(nn.Module):
                 bad = lo if lo < 0 else hi
                 raise ValueError(f"token id {bad} is outside the vocabulary (0..{self.config.vocab_size - 1}).")
 
-    def _trunk(self, idx: Tensor, cache: KVCache | None, return_weights: bool) -> tuple[Tensor, list[Tensor]]:
+    def _check_positions(self, position_ids: object, idx: Tensor) -> Tensor:
+        if not isinstance(position_ids, Tensor) or position_ids.dtype not in (torch.int64, torch.int32):
+            what = f"dtype {position_ids.dtype}" if isinstance(position_ids, Tensor) else type(position_ids).__name__
+            raise TypeError(f"position_ids must be an integer tensor (torch.long), got {what}.")
+        b, t = idx.shape
+        if tuple(position_ids.shape) not in ((t,), (1, t), (b, t)):
+            raise ValueError(
+                f"position_ids must give one position per token of idx {tuple(idx.shape)}: shape ({t},) for every "
+                f"sequence or ({b}, {t}) for one row each, got {tuple(position_ids.shape)}."
+            )
+        lo, hi = int(position_ids.min()), int(position_ids.max())
+        if lo < 0 or hi >= self.config.block_size:
+            bad = lo if lo < 0 else hi
+            raise ValueError(
+                f"position {bad} is outside the model's positions 0..{self.config.block_size - 1} (block_size="
+                f"{self.config.block_size}): position ids count from 0 and stay below block_size."
+            )
+        return position_ids.to(self.tok_emb.weight.device)
+
+    def _trunk(
+        self, idx: Tensor, cache: KVCache | None, return_weights: bool, position_ids: Tensor | None = None
+    ) -> tuple[Tensor, list[Tensor]]:
         offset = cache.length if cache is not None else 0
         self._check_input(idx, offset)
+        positions = None if position_ids is None else self._check_positions(position_ids, idx)
         x = self.tok_emb(idx)
         if isinstance(self.pos_emb, LearnedPositionalEmbedding):
-            x = x + self.pos_emb(seq_len=idx.shape[1], offset=offset)
+            if positions is None:
+                x = x + self.pos_emb(seq_len=idx.shape[1], offset=offset)
+            else:
+                x = x + self.pos_emb(positions)
         elif isinstance(self.pos_emb, SinusoidalPositionalEncoding):
-            x = self.pos_emb(x, offset=offset)
+            x = self.pos_emb(x, offset=offset) if positions is None else self.pos_emb(x, positions=positions)
         x = self.drop(x)
         weights: list[Tensor] = []
         recompute = self.config.activation_checkpointing and self.training and torch.is_grad_enabled() and cache is None
+        extra = {} if positions is None else {"positions": positions}  # RoPE rotates queries and keys by these
         for block in self.blocks:
             if recompute and not return_weights:  # keep only each block's input; redo its forward during backward
-                x, w = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)
+                x, w = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False, **extra)
             else:
-                x, w = block(x, cache=cache, return_weights=return_weights)
+                x, w = block(x, cache=cache, return_weights=return_weights, **extra)
             if w is not None:
                 weights.append(w)
         return self.norm_f(x), weights
 
+    def hidden_states(
+        self, idx: Tensor, *, cache: KVCache | None = None, position_ids: Tensor | None = None
+    ) -> Tensor:
+        """The final hidden states, after the last norm and before the LM head: shape (batch, time, n_embd).
+
+        ``logits = model.head(model.hidden_states(idx))`` is exactly ``model(idx)[0]``.
+        A classifier reads them (chapter 07: the state of the last token).
+        """
+        return self._trunk(idx, cache, False, position_ids)[0]
+
     def forward(
-        self, idx: Tensor, targets: Tensor | None = None, *, cache: KVCache | None = None
+        self,
+        idx: Tensor,
+        targets: Tensor | None = None,
+        *,
+        cache: KVCache | None = None,
+        position_ids: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None]:
-        x, _ = self._trunk(idx, cache, return_weights=False)
+        """Logits (batch, time, vocab_size) and the mean cross-entropy against ``targets`` (or None).
+
+        ``position_ids``: each token's position, shape (time,) or (batch, time); by
+        default cache.length .. cache.length + time - 1 (0.. without a cache). With
+        a cache, keep giving positions for every call: the cache holds keys, not positions.
+        """
+        x = self.hidden_states(idx, cache=cache, position_ids=position_ids)
         logits = self.head(x)
         loss = None
         if targets is not None:
@@ -267,9 +341,9 @@ class GPT(nn.Module):
             loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-100)
         return logits, loss
 
-    def forward_with_attention(self, idx: Tensor) -> tuple[Tensor, list[Tensor]]:
+    def forward_with_attention(self, idx: Tensor, *, position_ids: Tensor | None = None) -> tuple[Tensor, list[Tensor]]:
         """Logits and every layer's attention weights, each (batch, heads, time, time). Slow: for plots."""
-        x, weights = self._trunk(idx, None, return_weights=True)
+        x, weights = self._trunk(idx, None, True, position_ids)
         return self.head(x), weights
 
     def new_cache(self) -> KVCache:
@@ -389,8 +463,11 @@ class GPT(nn.Module):
     def to_gpt2_state_dict(self) -> dict[str, Tensor]:
         """Export to Hugging Face GPT2LMHeadModel's names and layouts (a GPT-2-shaped config only)."""
         c = self.config
-        if (c.positional, c.norm, c.mlp, c.norm_position, c.bias, c.tie_weights) != ("learned", "layernorm", "gelu", "pre", True, True):
-            raise ValueError("only a GPT-2-shaped model (learned positions, pre-LayerNorm, GELU, bias, tied head) exports to GPT-2.")
+        shape = (c.positional, c.norm, c.mlp, c.gelu, c.norm_position, c.bias, c.tie_weights)
+        if shape != ("learned", "layernorm", "gelu", "tanh", "pre", True, True):
+            raise ValueError(
+                "only a GPT-2-shaped model (learned positions, pre-LayerNorm, tanh GELU, bias, tied head) exports to GPT-2."
+            )
         inverse = {v: k for k, v in self._GPT2_NAMES.items()}
         out: dict[str, Tensor] = {
             "transformer.wte.weight": self.tok_emb.weight.detach().clone(),
@@ -411,3 +488,16 @@ class GPT(nn.Module):
             out[f"transformer.h.{i}.{name}"] = v.t().contiguous() if name in self._GPT2_TRANSPOSED else v
         out["lm_head.weight"] = out["transformer.wte.weight"]
         return out
+
+
+def untied_linear_layers(model: nn.Module) -> dict[str, nn.Linear]:
+    """Every `nn.Linear` of ``model`` by qualified name, except those whose weight is an embedding's (a tied head).
+
+    Quantization and pruning (chapter 08) rewrite these layers; a tied LM head is
+    left alone, because rewriting it would untie it and store the matrix twice.
+    """
+    embedding_ptrs = {m.weight.data_ptr() for m in model.modules() if isinstance(m, nn.Embedding)}
+    return {
+        name: m for name, m in model.named_modules()
+        if isinstance(m, nn.Linear) and m.weight.data_ptr() not in embedding_ptrs
+    }

@@ -13,10 +13,12 @@ course gives a model a sense of position, finished and ready for chapter 04's GP
 * `RoPE` / `apply_rope`: rotary position embedding. Each pair of coordinates of a
   query or key is rotated by an angle proportional to its position, so the score
   q(m)·k(n) depends on the positions only through m - n. Both pairings in use are
-  supported: ``"interleaved"`` (coordinates 2i and 2i+1, as in the RoFormer paper
-  and GPT-J) and ``"half"`` (coordinates i and i + d/2, as in GPT-NeoX and Llama).
-  They are the same rotation up to a fixed permutation of the coordinates
-  (`pairing_permutation`).
+  supported: ``"interleaved"`` (coordinates 2i and 2i+1, as in the RoFormer paper,
+  GPT-J and Meta's reference Llama code) and ``"half"`` (coordinates i and i + d/2,
+  as in GPT-NeoX and the Hugging Face port of Llama). They are the same rotation
+  up to a fixed permutation of the coordinates (`pairing_permutation`): Hugging
+  Face's conversion of Meta's Llama weights permutes each head's query and key
+  rows by it, and `GPTConfig(rope_pairing=...)` picks the layout for a model.
 * `alibi_slopes` / `alibi_bias`: ALiBi, a distance penalty added to attention
   scores instead of any embedding.
 
@@ -33,6 +35,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from .validate import even_int, finite_above, non_negative_int, one_of, positive_int
+
 Pairing = Literal["interleaved", "half"]
 PAIRINGS: tuple[str, ...] = ("interleaved", "half")
 
@@ -40,33 +44,23 @@ PAIRINGS: tuple[str, ...] = ("interleaved", "half")
 # --------------------------------------------------------------------------- checks
 
 
+_PAIRS = "positions are encoded in pairs of coordinates (a sine and a cosine, or the two coordinates RoPE rotates)"
+
+
 def _check_positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}.")
-    return value
+    return positive_int(value, name)
 
 
 def _check_even(dim: object, name: str) -> int:
-    dim = _check_positive_int(dim, name)
-    if dim % 2:
-        raise ValueError(
-            f"{name} must be even: positions are encoded in pairs of coordinates "
-            f"(a sine and a cosine, or the two coordinates RoPE rotates), got {name}={dim}. "
-            f"Use {dim - 1} or {dim + 1}."
-        )
-    return dim
+    return even_int(dim, name, _PAIRS)
 
 
 def _check_base(base: object) -> float:
-    if isinstance(base, bool) or not isinstance(base, (int, float)) or not base > 1.0 or not math.isfinite(base):
-        raise ValueError(f"base must be a finite number greater than 1 (10000 is the usual choice), got {base!r}.")
-    return float(base)
+    return finite_above(base, "base", 1.0, "10000 is the usual choice")
 
 
 def _check_pairing(pairing: str) -> str:
-    if pairing not in PAIRINGS:
-        raise ValueError(f"pairing must be one of {PAIRINGS}, got {pairing!r}.")
-    return pairing
+    return one_of(pairing, PAIRINGS, "pairing")
 
 
 def _check_positions(positions: Tensor, limit: int, what: str) -> None:
@@ -156,7 +150,9 @@ class SinusoidalPositionalEncoding(nn.Module):
 
     The correct version of the seed text's ``PositionalEncoding``: one sine or cosine
     per coordinate with a different frequency for every pair, broadcast over the
-    batch. ``offset`` shifts the positions (for generation with a cache).
+    batch. ``offset`` shifts the positions (for generation with a cache);
+    ``positions`` (an integer tensor of shape (time,) or (batch, time)) gives them
+    explicitly instead (a packed batch, or a cache that starts anywhere).
     """
 
     table: Tensor
@@ -168,12 +164,22 @@ class SinusoidalPositionalEncoding(nn.Module):
         self.register_buffer("table", sinusoidal_table(max_positions, dim, base), persistent=False)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, offset: int = 0) -> Tensor:
+    def forward(self, x: Tensor, offset: int = 0, *, positions: Tensor | None = None) -> Tensor:
         if x.dim() < 2 or x.shape[-1] != self.dim:
             raise ValueError(
                 f"expected embeddings of shape (batch, time, {self.dim}) or (time, {self.dim}), got {tuple(x.shape)}."
             )
         time = x.shape[-2]
+        if positions is not None:
+            if offset != 0:
+                raise ValueError("pass either positions or offset, not both: add the offset to the positions yourself.")
+            if positions.shape[-1] != time:
+                raise ValueError(
+                    f"positions of shape {tuple(positions.shape)} must give one position per time step: "
+                    f"their last axis should be {time}, the time axis of x {tuple(x.shape)}."
+                )
+            _check_positions(positions, self.max_positions, f"table of {self.max_positions} positions")
+            return self.dropout(x + self.table[positions.to(self.table.device)].to(x.dtype))
         if offset < 0 or offset + time > self.max_positions:
             raise ValueError(
                 f"positions {offset}..{offset + time - 1} are beyond the table of {self.max_positions} positions "
@@ -336,8 +342,7 @@ class RoPE(nn.Module):
             )
         time = x.shape[-2]
         if positions is None:
-            if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-                raise ValueError(f"offset must be a non-negative int, got {offset!r}.")
+            offset = non_negative_int(offset, "offset")
             positions = torch.arange(offset, offset + time, device=self.cos.device)
         elif offset != 0:
             raise ValueError("pass either positions or offset, not both: add the offset to the positions yourself.")

@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .model import untied_linear_layers
+
 INT8_MAX = 127
 INT4_MAX = 7
 
@@ -172,10 +174,10 @@ def quantize_model(model: nn.Module, bits: int = 8, group_size: int = 32) -> nn.
     if bits not in (8, 4):
         raise ValueError(f"bits must be 8 or 4, got {bits!r}.")
     model = copy.deepcopy(model).eval()
-    embedding_ptrs = {m.weight.data_ptr() for m in model.modules() if isinstance(m, nn.Embedding)}
+    rewrite = {id(m) for m in untied_linear_layers(model).values()}
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
-            if isinstance(child, nn.Linear) and child.weight.data_ptr() not in embedding_ptrs:
+            if id(child) in rewrite:
                 new = Int8Linear.from_linear(child) if bits == 8 else Int4Linear.from_linear(child, group_size)
                 setattr(parent, name, new)
     return model

@@ -15,7 +15,7 @@ from typing import Sequence, TextIO
 
 import torch
 
-from .sampling import build_processors, stream_text
+from .sampling import SamplingConfig, stream_text
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     args = _parser().parse_args(argv)
     out = out or sys.stdout
     if args.checkpoint:
-        from .train import load_model, load_tokenizer
+        from .checkpoint import load_model, load_tokenizer
 
         model, _ = load_model(args.checkpoint, device=args.device)
         tokenizer = load_tokenizer(args.checkpoint)
@@ -57,17 +57,17 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     prompt = _unescape(args.prompt)
     try:
         tokenizer.encode(prompt)  # fail early (before printing anything) on bad settings or characters
-        build_processors(
-            temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
-            repetition_penalty=args.repetition_penalty,
-        )
-        pieces = stream_text(
-            model, tokenizer, prompt, args.max_new_tokens,
+        if args.max_new_tokens < 0:
+            raise ValueError(f"--max-new-tokens must be >= 0, got {args.max_new_tokens}.")
+        config = SamplingConfig(  # validated here, before the first token
             temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
             repetition_penalty=args.repetition_penalty, frequency_penalty=args.frequency_penalty,
             presence_penalty=args.presence_penalty, greedy=args.greedy, use_cache=not args.no_cache,
+            stop_strings=tuple(_unescape(s) for s in args.stop),
+        )
+        pieces = stream_text(
+            model, tokenizer, prompt, args.max_new_tokens, config,
             generator=torch.Generator(args.device).manual_seed(args.seed),
-            stop_strings=[_unescape(s) for s in args.stop],
         )
         out.write(prompt)
         for piece in pieces:

@@ -3,16 +3,22 @@
 Decoding repeats one step: run the model, take the logits of the last position,
 reshape them with a chain of **logit processors**, pick a token, append it.
 
-* Logit processors (each also a plain function): `Temperature` (divide the
-  logits), `TopK`, `TopP` (the nucleus), `MinP`, `RepetitionPenalty` (CTRL's
-  divide-or-multiply), `FrequencyPenalty` (subtract per occurrence, plus a
-  presence term). A processor maps ``(logits (B, V), ids (B, T)) -> logits``;
-  filtering sets logits to ``-inf``, so the softmax renormalises what is kept.
+* Logit processors, one API: a processor is any callable ``(logits (B, V),
+  ids (B, T)) -> logits``. The math of each built-in one is a plain function
+  (`apply_temperature`, `top_k_filter`, `top_p_filter` (the nucleus),
+  `min_p_filter`, `repetition_penalty` (CTRL's divide-or-multiply),
+  `frequency_penalty` (subtract per occurrence, plus a presence term)); the
+  processor objects `Temperature`, `TopK`, `TopP`, `MinP`, `RepetitionPenalty`,
+  `FrequencyPenalty` bind a setting to that function, validated when made.
+  Filtering sets logits to ``-inf``, so the softmax renormalises what is kept.
   `build_processors` puts them in the usual order: penalties, temperature,
   top-k, top-p, min-p.
-* `stream` yields each new token (shape ``(batch,)``) as soon as it is chosen;
+* `SamplingConfig`: every decoding setting in one validated, frozen dataclass.
+  `stream` yields each new token (shape ``(batch,)``) as soon as it is chosen;
   `generate` collects them after the prompt; `stream_text` / `generate_text`
-  work on strings with a tokenizer. Batched prompts must have equal length.
+  work on strings with a tokenizer. Each takes a `SamplingConfig` or its fields
+  as keywords (``generate(model, ids, 50, temperature=0.8)``).
+  Batched prompts must have equal length.
   Sampling draws with a seeded `torch.Generator` (reproducible); ``greedy=True``
   takes the most likely token.
 * Stop conditions: ``max_new_tokens``; an end-of-text id (``eos_id``); stop
@@ -36,8 +42,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Protocol, Sequence
+from dataclasses import dataclass, fields, replace
+from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 
 import torch
 from torch import Tensor
@@ -49,7 +55,14 @@ OVERFLOWS = ("slide", "halve")
 LONG_PROMPTS = ("truncate", "error")
 
 
-# ============================================================================ logit processors (functions)
+# ============================================================================ logit processors
+#
+# One API: a logit processor is any callable ``(logits (B, V), ids (B, T)) -> logits``.
+# The math of each built-in processor is a plain function (what chapter 06 writes
+# in the open); the processor object binds its setting, validated once, when it is
+# made. `build_processors` (and `SamplingConfig.processors`) chain them in the
+# usual order. Every setting is checked by one validator below, so a bad value
+# gets the same message wherever it comes in.
 
 
 def _check_logits(logits: Tensor) -> None:
@@ -58,20 +71,52 @@ def _check_logits(logits: Tensor) -> None:
         raise ValueError(f"logits must be a tensor of shape (..., vocab_size) with vocab_size >= 1, got {shape}.")
 
 
-def apply_temperature(logits: Tensor, temperature: float) -> Tensor:
-    """Divide logits by the temperature: below 1 sharpens the distribution, above 1 flattens it."""
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0 or math.isinf(temperature):
+def _is_number(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float))
+
+
+def _check_temperature(temperature: object) -> None:
+    if not _is_number(temperature) or not temperature > 0 or math.isinf(temperature):  # type: ignore[operator, arg-type]
         raise ValueError(
             f"temperature must be a finite number > 0, got {temperature!r}; "
             "for the most likely token (the limit temperature -> 0) use greedy=True."
         )
+
+
+def _check_top_k(k: object) -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"top_k must be an int >= 1 (1 is greedy; None switches it off), got {k!r}.")
+
+
+def _check_top_p(p: object) -> None:
+    if not _is_number(p) or not 0.0 < p <= 1.0:  # type: ignore[operator]
+        raise ValueError(f"top_p must be in (0, 1] (1 keeps every token), got {p!r}.")
+
+
+def _check_min_p(min_p: object) -> None:
+    if not _is_number(min_p) or not 0.0 < min_p <= 1.0:  # type: ignore[operator]
+        raise ValueError(f"min_p must be in (0, 1] (None switches it off), got {min_p!r}.")
+
+
+def _check_repetition_penalty(penalty: object) -> None:
+    if not _is_number(penalty) or not penalty > 0 or math.isinf(penalty):  # type: ignore[operator, arg-type]
+        raise ValueError(f"repetition_penalty must be a finite number > 0 (1 is off, above 1 penalises), got {penalty!r}.")
+
+
+def _check_additive_penalty(name: str, value: object) -> None:
+    if not _is_number(value) or not math.isfinite(value):  # type: ignore[arg-type]
+        raise ValueError(f"{name} must be a finite number (0 is off), got {value!r}.")
+
+
+def apply_temperature(logits: Tensor, temperature: float) -> Tensor:
+    """Divide logits by the temperature: below 1 sharpens the distribution, above 1 flattens it."""
+    _check_temperature(temperature)
     return logits / temperature
 
 
 def top_k_filter(logits: Tensor, k: int) -> Tensor:
     """Keep the k largest logits of each row; set the rest to -inf (ties at the k-th value are kept)."""
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"top_k must be an int >= 1 (1 is greedy; None switches it off), got {k!r}.")
+    _check_top_k(k)
     _check_logits(logits)
     k = min(k, logits.shape[-1])
     kth = torch.topk(logits, k, dim=-1).values[..., -1:]
@@ -85,8 +130,7 @@ def top_p_filter(logits: Tensor, p: float) -> Tensor:
     it is below p, so the token that crosses p is kept and the most likely token
     always is.
     """
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 < p <= 1.0:
-        raise ValueError(f"top_p must be in (0, 1] (1 keeps every token), got {p!r}.")
+    _check_top_p(p)
     _check_logits(logits)
     if p == 1.0:
         return logits
@@ -101,8 +145,7 @@ def top_p_filter(logits: Tensor, p: float) -> Tensor:
 
 def min_p_filter(logits: Tensor, min_p: float) -> Tensor:
     """Keep tokens whose probability is at least ``min_p`` times the largest probability."""
-    if isinstance(min_p, bool) or not isinstance(min_p, (int, float)) or not 0.0 < min_p <= 1.0:
-        raise ValueError(f"min_p must be in (0, 1] (None switches it off), got {min_p!r}.")
+    _check_min_p(min_p)
     _check_logits(logits)
     # p_i >= min_p * p_max  <=>  logit_i >= logit_max + ln(min_p): no softmax needed
     threshold = logits.max(dim=-1, keepdim=True).values + math.log(min_p)
@@ -130,8 +173,7 @@ def repetition_penalty(logits: Tensor, ids: Tensor, penalty: float) -> Tensor:
 
     Either way the token becomes less likely (for ``penalty`` > 1); 1 changes nothing.
     """
-    if isinstance(penalty, bool) or not isinstance(penalty, (int, float)) or not penalty > 0 or math.isinf(penalty):
-        raise ValueError(f"repetition_penalty must be a finite number > 0 (1 is off, above 1 penalises), got {penalty!r}.")
+    _check_repetition_penalty(penalty)
     _check_logits(logits)
     _check_ids(logits, ids)
     seen = _counts(ids, logits.shape[-1]) > 0
@@ -141,28 +183,28 @@ def repetition_penalty(logits: Tensor, ids: Tensor, penalty: float) -> Tensor:
 
 def frequency_penalty(logits: Tensor, ids: Tensor, frequency: float = 0.0, presence: float = 0.0) -> Tensor:
     """Subtract ``frequency`` per earlier occurrence of a token, and ``presence`` once if it occurred at all."""
-    for name, value in (("frequency_penalty", frequency), ("presence_penalty", presence)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"{name} must be a finite number (0 is off), got {value!r}.")
+    _check_additive_penalty("frequency_penalty", frequency)
+    _check_additive_penalty("presence_penalty", presence)
     _check_logits(logits)
     _check_ids(logits, ids)
     counts = _counts(ids, logits.shape[-1]).to(logits.dtype)
     return logits - frequency * counts - presence * (counts > 0).to(logits.dtype)
 
 
-# ============================================================================ logit processors (composable objects)
-
-
 class LogitsProcessor(Protocol):
+    """What every processor is: ``(logits (B, V), ids (B, T) so far) -> logits (B, V)``."""
+
     def __call__(self, logits: Tensor, ids: Tensor) -> Tensor: ...
 
 
 @dataclass(frozen=True)
 class Temperature:
+    """`apply_temperature` as a processor."""
+
     temperature: float
 
     def __post_init__(self) -> None:
-        apply_temperature(torch.zeros(1), self.temperature)  # validate now, not at the first token
+        _check_temperature(self.temperature)  # validate now, not at the first token
 
     def __call__(self, logits: Tensor, ids: Tensor) -> Tensor:
         return apply_temperature(logits, self.temperature)
@@ -170,10 +212,12 @@ class Temperature:
 
 @dataclass(frozen=True)
 class TopK:
+    """`top_k_filter` as a processor."""
+
     k: int
 
     def __post_init__(self) -> None:
-        top_k_filter(torch.zeros(1), self.k)
+        _check_top_k(self.k)
 
     def __call__(self, logits: Tensor, ids: Tensor) -> Tensor:
         return top_k_filter(logits, self.k)
@@ -181,10 +225,12 @@ class TopK:
 
 @dataclass(frozen=True)
 class TopP:
+    """`top_p_filter` as a processor."""
+
     p: float
 
     def __post_init__(self) -> None:
-        top_p_filter(torch.zeros(1), self.p)
+        _check_top_p(self.p)
 
     def __call__(self, logits: Tensor, ids: Tensor) -> Tensor:
         return top_p_filter(logits, self.p)
@@ -192,10 +238,12 @@ class TopP:
 
 @dataclass(frozen=True)
 class MinP:
+    """`min_p_filter` as a processor."""
+
     min_p: float
 
     def __post_init__(self) -> None:
-        min_p_filter(torch.zeros(1), self.min_p)
+        _check_min_p(self.min_p)
 
     def __call__(self, logits: Tensor, ids: Tensor) -> Tensor:
         return min_p_filter(logits, self.min_p)
@@ -203,10 +251,12 @@ class MinP:
 
 @dataclass(frozen=True)
 class RepetitionPenalty:
+    """`repetition_penalty` as a processor."""
+
     penalty: float
 
     def __post_init__(self) -> None:
-        repetition_penalty(torch.zeros(1, 1), torch.zeros(1, 0, dtype=torch.long), self.penalty)
+        _check_repetition_penalty(self.penalty)
 
     def __call__(self, logits: Tensor, ids: Tensor) -> Tensor:
         return repetition_penalty(logits, ids, self.penalty)
@@ -214,11 +264,14 @@ class RepetitionPenalty:
 
 @dataclass(frozen=True)
 class FrequencyPenalty:
+    """`frequency_penalty` (with its presence term) as a processor."""
+
     frequency: float = 0.0
     presence: float = 0.0
 
     def __post_init__(self) -> None:
-        frequency_penalty(torch.zeros(1, 1), torch.zeros(1, 0, dtype=torch.long), self.frequency, self.presence)
+        _check_additive_penalty("frequency_penalty", self.frequency)
+        _check_additive_penalty("presence_penalty", self.presence)
 
     def __call__(self, logits: Tensor, ids: Tensor) -> Tensor:
         return frequency_penalty(logits, ids, self.frequency, self.presence)
@@ -268,11 +321,11 @@ def next_token_logits(
     logits: Tensor, *, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
     min_p: float | None = None,
 ) -> Tensor:
-    """The processed logits that sampling draws from (temperature, then top-k, top-p, min-p)."""
+    """The processed logits that sampling draws from (temperature, then top-k, top-p, min-p): `build_processors`' chain."""
     return apply_processors(logits, None, build_processors(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p))
 
 
-def next_token_probs(logits: Tensor, ids: Tensor | None = None, **settings) -> Tensor:
+def next_token_probs(logits: Tensor, ids: Tensor | None = None, **settings: Any) -> Tensor:
     """The distribution that sampling draws from: softmax of the processed logits (keywords of `build_processors`)."""
     return torch.softmax(apply_processors(logits, ids, build_processors(**settings)), dim=-1)
 
@@ -376,35 +429,120 @@ def _check_count(max_new_tokens: int) -> None:
         raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}.")
 
 
+# ============================================================================ the sampling settings
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """Every setting of decoding, validated when it is made (before any token is produced).
+
+    The logit processors (applied in this order): ``repetition_penalty``,
+    ``frequency_penalty`` / ``presence_penalty``, ``temperature``, ``top_k``,
+    ``top_p``, ``min_p``, then the extra ``processors`` (callables
+    ``(logits, ids) -> logits``). ``greedy`` takes the argmax instead of drawing.
+    Stops: ``eos_id`` (yielded, then the row is finished) and ``stop_strings``
+    (need a ``decode`` function at generation time); finished rows yield
+    ``pad_id`` (default: ``eos_id``, else 0). The context: ``use_cache`` (the KV
+    cache), ``long_prompt`` (``"truncate"`` with a warning, or ``"error"``) and
+    ``overflow`` (``"slide"`` or ``"halve"``, see the module docstring).
+
+    `stream`, `generate`, `stream_text` and `generate_text` take one as their
+    fourth argument, or the same settings as keywords (``temperature=0.8``);
+    keywords given with a config override its fields.
+    """
+
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+    min_p: float | None = None
+    repetition_penalty: float | None = None
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+    processors: tuple[LogitsProcessor, ...] = ()
+    greedy: bool = False
+    use_cache: bool = True
+    eos_id: int | None = None
+    stop_strings: tuple[str, ...] = ()
+    pad_id: int | None = None
+    long_prompt: str = "truncate"
+    overflow: str = "slide"
+
+    def __post_init__(self) -> None:
+        for name in ("processors", "stop_strings"):  # one item or any sequence -> a tuple (frozen, safe to share)
+            value = getattr(self, name)
+            if isinstance(value, str) or callable(value):
+                value = (value,)
+            try:
+                object.__setattr__(self, name, tuple(value))
+            except TypeError:
+                raise TypeError(f"{name} must be a list or tuple, got {type(value).__name__}.") from None
+        self.processor_chain()  # validates every processor setting, with the messages of the processors
+        bad = [p for p in self.processors if not callable(p)]
+        if bad:
+            raise TypeError(f"processors must be callables (logits, ids) -> logits, got {bad[0]!r}.")
+        if any(not isinstance(s, str) or not s for s in self.stop_strings):
+            raise ValueError(f"stop_strings must be non-empty strings, got {list(self.stop_strings)!r}.")
+        for name in ("greedy", "use_cache"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}.")
+        for name in ("eos_id", "pad_id"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ValueError(f"{name} must be a token id (an int >= 0) or None, got {value!r}.")
+        if self.long_prompt not in LONG_PROMPTS:
+            raise ValueError(f"long_prompt must be one of {LONG_PROMPTS}, got {self.long_prompt!r}.")
+        if self.overflow not in OVERFLOWS:
+            raise ValueError(f"overflow must be one of {OVERFLOWS}, got {self.overflow!r}.")
+
+    def processor_chain(self) -> list[LogitsProcessor]:
+        """The processors these settings call for, in order (`build_processors`, then the extra ``processors``)."""
+        return build_processors(
+            temperature=self.temperature, top_k=self.top_k, top_p=self.top_p, min_p=self.min_p,
+            repetition_penalty=self.repetition_penalty, frequency_penalty=self.frequency_penalty,
+            presence_penalty=self.presence_penalty,
+        ) + list(self.processors)
+
+    @property
+    def pad(self) -> int:
+        """The id that finished rows yield."""
+        return self.pad_id if self.pad_id is not None else (self.eos_id if self.eos_id is not None else 0)
+
+
+_SETTINGS = tuple(f.name for f in fields(SamplingConfig))
+
+
+def sampling_config(config: SamplingConfig | None = None, **settings: Any) -> SamplingConfig:
+    """``config`` (default: `SamplingConfig()`) with ``settings`` overriding its fields, validated.
+
+    An unknown keyword is refused with the list of the settings there are.
+    """
+    unknown = sorted(set(settings) - set(_SETTINGS))
+    if unknown:
+        raise TypeError(f"unknown sampling setting {unknown[0]!r}; the settings are: {', '.join(_SETTINGS)}.")
+    if config is None:
+        return SamplingConfig(**settings)
+    if not isinstance(config, SamplingConfig):
+        raise TypeError(f"config must be a SamplingConfig (or None), got {type(config).__name__}.")
+    return replace(config, **settings) if settings else config
+
+
 # ============================================================================ streaming and generation
 
 
 @torch.no_grad()
 def stream(
     model: GPT,
-    prompt_ids: Tensor,
+    prompt_ids: Tensor | Sequence[int] | Sequence[Sequence[int]],
     max_new_tokens: int,
+    config: SamplingConfig | None = None,
     *,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    min_p: float | None = None,
-    repetition_penalty: float | None = None,
-    frequency_penalty: float = 0.0,
-    presence_penalty: float = 0.0,
-    processors: Sequence[LogitsProcessor] = (),
-    greedy: bool = False,
     generator: torch.Generator | None = None,
-    use_cache: bool = True,
-    eos_id: int | None = None,
-    stop_strings: Sequence[str] = (),
     decode: Callable[[list[int]], str] | None = None,
-    pad_id: int | None = None,
-    long_prompt: str = "truncate",
-    overflow: str = "slide",
+    **settings: Any,
 ) -> Iterator[Tensor]:
     """Yield each new token (shape (batch,)) as soon as it is chosen.
 
+    The settings are a `SamplingConfig` (``config``) or its fields as keywords.
     The logits of the last position go through the penalties (which look at every
     token so far, prompt included), then temperature, top-k, top-p, min-p, then the
     extra ``processors``; ``greedy`` takes the argmax, otherwise a token is drawn
@@ -416,21 +554,17 @@ def stream(
     """
     _check_count(max_new_tokens)
     ids = _check_prompt(model, prompt_ids)
-    chain = build_processors(
-        temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p, repetition_penalty=repetition_penalty,
-        frequency_penalty=frequency_penalty, presence_penalty=presence_penalty,
-    ) + list(processors)
-    stop_strings = [stop_strings] if isinstance(stop_strings, str) else list(stop_strings)
-    if any(not isinstance(s, str) or not s for s in stop_strings):
-        raise ValueError(f"stop_strings must be non-empty strings, got {stop_strings!r}.")
+    cfg = sampling_config(config, **settings)
+    chain = cfg.processor_chain()
+    stop_strings = cfg.stop_strings
     if stop_strings and decode is None:
         raise ValueError("stop_strings need a decode function to turn token ids into text: pass decode=tokenizer.decode.")
     vocab = model.config.vocab_size
-    for name, value in (("eos_id", eos_id), ("pad_id", pad_id)):
+    for name, value in (("eos_id", cfg.eos_id), ("pad_id", cfg.pad_id)):
         if value is not None and not 0 <= value < vocab:
             raise ValueError(f"{name}={value} is outside the vocabulary (0..{vocab - 1}).")
-    pad = pad_id if pad_id is not None else (eos_id if eos_id is not None else 0)
-    ids = _fit_prompt(ids, model.config.block_size, long_prompt)
+    pad = cfg.pad
+    ids = _fit_prompt(ids, model.config.block_size, cfg.long_prompt)
     if max_new_tokens == 0:
         return
     was_training = model.training
@@ -440,16 +574,16 @@ def stream(
     done = torch.zeros(ids.shape[0], dtype=torch.bool, device=device)
     longest_stop = max((len(s) for s in stop_strings), default=0)
     try:
-        window = _Window(model, history, use_cache=use_cache, overflow=overflow)
+        window = _Window(model, history, use_cache=cfg.use_cache, overflow=cfg.overflow)
         start = history.shape[1]
         for step in range(max_new_tokens):
             logits = apply_processors(window.logits, history, chain)
-            token = pick(logits, greedy=greedy, generator=generator)
+            token = pick(logits, greedy=cfg.greedy, generator=generator)
             token = torch.where(done, torch.full_like(token, pad), token)
             yield token
             history = torch.cat((history, token[:, None]), dim=1)
-            if eos_id is not None:
-                done |= token == eos_id
+            if cfg.eos_id is not None:
+                done |= token == cfg.eos_id
             if stop_strings:  # decode only the tail that could hold a new stop string
                 for row in range(history.shape[0]):
                     if not done[row]:
@@ -462,14 +596,20 @@ def stream(
         model.train(was_training)
 
 
-def generate(model: GPT, prompt_ids: Tensor, max_new_tokens: int, **kwargs) -> Tensor:
+def generate(
+    model: GPT,
+    prompt_ids: Tensor | Sequence[int] | Sequence[Sequence[int]],
+    max_new_tokens: int,
+    config: SamplingConfig | None = None,
+    **kwargs: Any,
+) -> Tensor:
     """The prompt followed by the generated tokens: shape (batch, time + new), new <= max_new_tokens.
 
     Fewer than ``max_new_tokens`` are returned only when every row hit a stop
-    condition. Keyword arguments are those of `stream`.
+    condition. ``config`` and the keyword arguments are those of `stream`.
     """
     prompt_ids = _check_prompt(model, prompt_ids)
-    new = list(stream(model, prompt_ids, max_new_tokens, **kwargs))
+    new = list(stream(model, prompt_ids, max_new_tokens, config, **kwargs))
     if not new:
         return prompt_ids
     return torch.cat((prompt_ids, torch.stack(new, dim=1).to(prompt_ids.device)), dim=1)
@@ -481,22 +621,25 @@ def _cut(text: str, stop_strings: Sequence[str]) -> tuple[str, bool]:
     return (text[: min(hits)], True) if hits else (text, False)
 
 
-def stream_text(model: GPT, tokenizer, prompt: str, max_new_tokens: int, **kwargs) -> Iterator[str]:
+def stream_text(
+    model: GPT, tokenizer: Any, prompt: str, max_new_tokens: int, config: SamplingConfig | None = None, **kwargs: Any
+) -> Iterator[str]:
     """Yield the generated text piece by piece, for one prompt string.
 
     The text ends before the first stop string (``stop_strings``) or end-of-text
     token (``eos_id``), neither of which is shown. Text that might be the start of
-    a stop string is held back until it is clear that it is not.
+    a stop string is held back until it is clear that it is not. ``config`` and
+    the keyword arguments are those of `stream` (``decode`` defaults to the
+    tokenizer's).
     """
-    stop_strings = kwargs.get("stop_strings", ())
-    stop_strings = [stop_strings] if isinstance(stop_strings, str) else list(stop_strings)
-    kwargs["stop_strings"] = stop_strings
-    kwargs.setdefault("decode", tokenizer.decode)
-    eos_id = kwargs.get("eos_id")
+    generator = kwargs.pop("generator", None)
+    decode = kwargs.pop("decode", tokenizer.decode)
+    cfg = sampling_config(config, **kwargs)
+    stop_strings, eos_id = cfg.stop_strings, cfg.eos_id
     ids = torch.tensor([tokenizer.encode(prompt)], dtype=torch.long)
     generated: list[int] = []
     shown = 0
-    for token in stream(model, ids, max_new_tokens, **kwargs):
+    for token in stream(model, ids, max_new_tokens, cfg, generator=generator, decode=decode):
         t = int(token[0])
         if eos_id is not None and t == eos_id:
             break
@@ -517,9 +660,11 @@ def stream_text(model: GPT, tokenizer, prompt: str, max_new_tokens: int, **kwarg
         yield text[shown:]
 
 
-def generate_text(model: GPT, tokenizer, prompt: str, max_new_tokens: int, **kwargs) -> str:
+def generate_text(
+    model: GPT, tokenizer: Any, prompt: str, max_new_tokens: int, config: SamplingConfig | None = None, **kwargs: Any
+) -> str:
     """The generated continuation of ``prompt`` as a string (see `stream_text`)."""
-    return "".join(stream_text(model, tokenizer, prompt, max_new_tokens, **kwargs))
+    return "".join(stream_text(model, tokenizer, prompt, max_new_tokens, config, **kwargs))
 
 
 # ============================================================================ beam search
@@ -603,22 +748,30 @@ def beam_search(
         model.train(was_training)
 
 
-def sequence_logprob(model: GPT, prompt_ids: Tensor, continuation: Tensor) -> float:
+@torch.no_grad()
+def sequence_logprob(
+    model: GPT, prompt_ids: Tensor | Sequence[int], continuation: Tensor | Sequence[int]
+) -> float:
     """log p(continuation | prompt) under the model, each token seen with the context generation gives it.
 
     The context of each token is at most the last ``block_size`` tokens before it
-    (the sliding window of ``overflow="slide"``).
+    (the sliding window of ``overflow="slide"``). The model runs in eval mode
+    (dropout off, so the answer is deterministic; its mode is restored after) on
+    its own device, wherever the ids are.
     """
     prompt = _check_prompt(model, prompt_ids)
     if prompt.shape[0] != 1:
         raise ValueError(f"sequence_logprob takes one prompt, got a batch of {prompt.shape[0]}.")
-    cont = torch.as_tensor(continuation, dtype=torch.long).reshape(1, -1).to(prompt.device)
-    full = torch.cat((prompt, cont), dim=1)[0]
+    device = next(model.parameters()).device
+    cont = torch.as_tensor(continuation, dtype=torch.long).reshape(1, -1).to(device)
+    full = torch.cat((prompt.to(device), cont), dim=1)[0]
     block, start = model.config.block_size, prompt.shape[1]
     total = 0.0
     n = full.numel()
     head_end = min(n - 1, block)  # one pass over full[:head_end] predicts targets 1..head_end
-    with torch.no_grad():
+    was_training = model.training
+    model.eval()
+    try:
         if start <= head_end:
             logits, _ = model(full[None, :head_end])
             logp = torch.log_softmax(logits[0].double(), dim=-1)
@@ -626,6 +779,8 @@ def sequence_logprob(model: GPT, prompt_ids: Tensor, continuation: Tensor) -> fl
         for j in range(max(start, head_end + 1), n):  # beyond the context: one window per token
             logits, _ = model(full[None, j - block: j])
             total += float(torch.log_softmax(logits[0, -1].double(), dim=-1)[full[j]])
+    finally:
+        model.train(was_training)
     return total
 
 
@@ -690,9 +845,9 @@ def kv_cache_bytes(config: GPTConfig, tokens: int, *, batch: int = 1, dtype: tor
 
 
 __all__ = [
-    "Beam", "FrequencyPenalty", "LogitsProcessor", "MinP", "RepetitionPenalty", "Temperature", "TopK", "TopP",
+    "Beam", "FrequencyPenalty", "LogitsProcessor", "MinP", "RepetitionPenalty", "SamplingConfig", "Temperature", "TopK", "TopP",
     "apply_processors", "apply_temperature", "beam_search", "build_processors", "entropy", "evaluate_nll",
     "frequency_penalty", "generate", "generate_text", "kv_cache_bytes", "min_p_filter", "next_token_logits",
-    "next_token_probs", "perplexity", "pick", "repetition_penalty", "sequence_logprob", "stream", "stream_text",
+    "next_token_probs", "perplexity", "pick", "repetition_penalty", "sampling_config", "sequence_logprob", "stream", "stream_text",
     "top_k_filter", "top_p_filter",
 ]

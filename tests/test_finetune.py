@@ -367,3 +367,113 @@ def test_checks_pass_solutions_and_name_classic_mistakes():
     for check in (check_sft_example, check_lora_forward, check_merge_lora_weight):
         with pytest.raises(NotImplementedYet):
             check(stub)
+
+
+# ---------------------------------------------------------------- greedy_complete: token lengths, the window, generate
+
+
+def _greedy_by_hand(model, ids: list[int], tok, max_new: int, stop: str = "\n") -> str:
+    """One prompt, unbatched, the context windowed to the last block_size tokens."""
+    block = model.config.block_size
+    ids, new = list(ids), []
+    for _ in range(max_new):
+        nxt = int(model(torch.tensor([ids[-block:]]))[0][0, -1].argmax())
+        ids.append(nxt)
+        new.append(nxt)
+        if stop in tok.decode(new):
+            break
+    text = tok.decode(new)
+    return text[: text.index(stop) + len(stop)] if stop in text else text
+
+
+def test_greedy_complete_groups_by_token_length_with_a_bpe_tokenizer():
+    from course.tokenizers import BPETokenizer
+
+    bpe = BPETokenizer.train(PLAY * 4 + "upper: the\nlower: XYZ\n", 300)
+    prompts = ["upper: the\n", "lower: XYZ\n", "upper: ab\n"]
+    assert len(prompts[0]) == len(prompts[1]) and len(bpe.encode(prompts[0])) != len(bpe.encode(prompts[1])), \
+        "the test needs two prompts of equal characters but different tokens"
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=300, block_size=32, n_layer=1, n_head=2, n_embd=16)).eval()
+    out = greedy_complete(model, prompts, bpe, max_new=6)  # grouped by characters, this raised
+    assert out == [_greedy_by_hand(model, bpe.encode(p), bpe, 6) for p in prompts]
+
+
+def test_greedy_complete_windows_the_context_to_block_size(tok):
+    model = tiny_gpt().eval()  # block_size 32
+    prompts = ["the east is where the sun is", "ab"]  # 28 characters + 8 new > 32: the window must slide
+    out = greedy_complete(model, prompts, tok, max_new=8, stop="$")  # this model never writes "$": all 8 tokens
+    assert [len(o) for o in out] == [8, 8]
+    assert out == [_greedy_by_hand(model, tok.encode(p), tok, 8, stop="$") for p in prompts]
+    with pytest.raises(ValueError, match="encodes to no token"):
+        greedy_complete(model, [""], tok)
+    with pytest.raises(TypeError, match="list of strings"):
+        greedy_complete(model, "ab", tok)
+
+
+def test_greedy_complete_goes_through_sampling_generate(tok, monkeypatch):
+    import course.sft
+    from course.sampling import generate
+
+    calls = []
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return generate(*args, **kwargs)
+
+    monkeypatch.setattr(course.sft, "generate", spy)
+    greedy_complete(tiny_gpt(), ["ab", "xy", "abc"], tok, max_new=3)
+    assert len(calls) == 2 and all(c["greedy"] for c in calls), "one generate call per token length"
+
+
+def test_greedy_complete_multi_character_stop_and_mode(tok):
+    model = tiny_gpt()
+    model.train()
+    prompts = ["the", "ab"]
+    out = greedy_complete(model, prompts, tok, max_new=12, stop="fX")
+    assert model.training, "the caller's mode is restored"
+    model.eval()
+    assert out == [_greedy_by_hand(model, tok.encode(p), tok, 12, stop="fX") for p in prompts]
+    assert out[0].endswith("fX"), "this model's greedy text holds the stop (the test needs it to)"
+
+
+# ---------------------------------------------------------------- the split by concept
+
+
+def test_finetune_reexports_each_concept_module_and_lora_is_self_contained():
+    import ast
+    from pathlib import Path
+
+    import course.classification
+    import course.early_stopping
+    import course.finetune
+    import course.lora
+    import course.sft
+
+    for module in (course.sft, course.classification, course.lora, course.early_stopping):
+        for name in getattr(module, "__all__", [n for n in vars(module) if not n.startswith("_")]):
+            obj = getattr(module, name)
+            if getattr(obj, "__module__", None) == module.__name__:
+                assert getattr(course.finetune, name) is obj, f"course.finetune.{name} must be {module.__name__}.{name}"
+    tree = ast.parse(Path(course.lora.__file__).read_text())
+    imported = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)] + [
+        a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    assert all(m.split(".")[0] in ("__future__", "math", "typing", "torch") for m in imported), imported
+    assert all(n.level == 0 for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)), "lora.py imports nothing from course"
+
+
+def test_predict_classes_restores_the_mode_even_on_error():
+    class Broken(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            raise RuntimeError("boom")
+
+    model = Broken().train()
+    with pytest.raises(RuntimeError, match="boom"):
+        predict_classes(model, torch.zeros(3, 2, dtype=torch.long))
+    assert model.training, "the caller's mode is restored after an error"
+    with pytest.raises(ValueError, match="batch_size"):
+        predict_classes(tiny_gpt(), torch.zeros(3, 2, dtype=torch.long), batch_size=0)

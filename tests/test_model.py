@@ -266,3 +266,167 @@ def test_clear_errors_for_bad_input():
 def test_config_validation(kw, message):
     with pytest.raises(ValueError, match=message):
         GPTConfig(**{**SMALL, **kw})
+
+
+# ----------------------------------------------------------------------------- conventions (issue 15)
+
+
+def test_exact_gelu_is_torchs_erf_gelu_and_tanh_stays_the_default():
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, SMALL["n_embd"], dtype=torch.float64) * 3
+    exact = GPT(GPTConfig(**SMALL, gelu="exact")).double().blocks[0].mlp
+    fc = exact.fc(x)
+    assert torch.equal(exact(x), exact.proj(F.gelu(fc)))  # F.gelu's default is the erf form
+    assert torch.allclose(exact.act(fc), fc * 0.5 * (1 + torch.erf(fc / math.sqrt(2))), rtol=0, atol=1e-15)
+    tanh = GPT(GPTConfig(**SMALL)).double().blocks[0].mlp
+    assert GPTConfig(**SMALL).gelu == "tanh"
+    assert torch.equal(tanh.act(fc), F.gelu(fc, approximate="tanh"))
+    gap = (tanh.act(fc) - exact.act(fc)).abs().max().item()
+    assert 1e-6 < gap < 1e-3  # two different functions, close to each other
+
+
+def _permute_qk_rows(model: GPT, order: torch.Tensor) -> None:
+    """Reorder each head's query and key rows of every layer's qkv projection by ``order``."""
+    c = model.config
+    rows = torch.cat([h * c.head_dim + order for h in range(c.n_head)])
+    with torch.no_grad():
+        for block in model.blocks:
+            for part in (0, 1):  # queries, keys; values untouched
+                sl = slice(part * c.n_embd, (part + 1) * c.n_embd)
+                block.attn.qkv.weight[sl] = block.attn.qkv.weight[sl][rows]
+                block.attn.qkv.bias[sl] = block.attn.qkv.bias[sl][rows]
+
+
+def test_interleaved_rope_model_equals_half_model_with_permuted_query_key_weights():
+    from course.positional import pairing_permutation
+
+    half = _model(positional="rope").double()
+    inter = GPT(GPTConfig(**SMALL, positional="rope", rope_pairing="interleaved")).double().eval()
+    assert inter.rope.pairing == "interleaved" and half.rope.pairing == "half"
+    inter.load_state_dict(half.state_dict())
+    ids = _ids(2, 16)
+    unpermuted = inter(ids)[0]
+    assert (unpermuted - half(ids)[0]).abs().max() > 1e-5  # the pairing really changes the model (init is small)
+    # interleaved(x)[perm] == half(x[perm]): store the half model's q/k rows in the order inverse to perm.
+    _permute_qk_rows(inter, torch.argsort(pairing_permutation(half.config.head_dim)))
+    assert torch.allclose(inter(ids)[0], half(ids)[0], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("variant", VARIANTS[::2], ids=lambda v: "-".join(v.values()))
+def test_position_ids_arange_equal_the_default_bit_for_bit(variant):
+    model, ids = _model(**variant), _ids(3, 16)
+    logits = model(ids)[0]
+    assert torch.equal(model(ids, position_ids=torch.arange(16))[0], logits)
+    assert torch.equal(model(ids, position_ids=torch.arange(16).expand(3, 16))[0], logits)
+    # with a cache: explicit positions that continue the cache equal the default ones, bit for bit
+    cache_a, cache_b = model.new_cache(), model.new_cache()
+    a = torch.cat([model(ids[:, :9], cache=cache_a)[0], model(ids[:, 9:], cache=cache_a)[0]], 1)
+    b = torch.cat([model(ids[:, :9], cache=cache_b, position_ids=torch.arange(9))[0],
+                   model(ids[:, 9:], cache=cache_b, position_ids=torch.arange(9, 16))[0]], 1)
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("positional", ["learned", "sinusoidal", "rope"])
+def test_cache_starting_at_an_offset_equals_the_full_forward_at_that_offset(positional):
+    model, ids, start = _model(positional=positional), _ids(2, 10), 5
+    positions = torch.arange(start, start + 10)
+    full = model(ids, position_ids=positions)[0]
+    cache = model.new_cache()
+    chunks = [model(ids[:, :4], cache=cache, position_ids=positions[:4])[0]]
+    for t in range(4, 10):  # then one token at a time, as generation does
+        chunks.append(model(ids[:, t : t + 1], cache=cache, position_ids=positions[t : t + 1])[0])
+    assert torch.allclose(torch.cat(chunks, 1), full, atol=1e-5)
+    shifted = (full - model(ids)[0]).abs().max()
+    if positional == "rope":  # RoPE scores depend on position differences only: a shift changes nothing
+        assert shifted < 1e-4
+    else:  # absolute positions: the shift matters
+        assert shifted > 1e-3
+
+
+def test_position_ids_per_row_give_each_sequence_its_own_start():
+    model, ids = _model(positional="rope"), _ids(2, 6)
+    rows = torch.stack([torch.arange(0, 6), torch.arange(7, 13)])
+    both = model(ids, position_ids=rows)[0]
+    for r in range(2):
+        assert torch.allclose(both[r], model(ids[r : r + 1], position_ids=rows[r])[0][0], atol=1e-6)
+    learned = _model()
+    both = learned(ids, position_ids=rows)[0]
+    assert torch.allclose(both[1], learned(ids[1:], position_ids=rows[1])[0][0], atol=1e-6)
+    assert not torch.allclose(both[1], learned(ids[1:])[0][0], atol=1e-3)
+
+
+def test_bad_position_ids_are_clear_errors():
+    model, ids = _model(), _ids(2, 6)
+    with pytest.raises(TypeError, match="integer tensor"):
+        model(ids, position_ids=torch.arange(6.0))
+    with pytest.raises(ValueError, match=r"one position per token of idx \(2, 6\).*got \(5,\)"):
+        model(ids, position_ids=torch.arange(5))
+    with pytest.raises(ValueError, match=r"position 16 is outside the model's positions 0..15"):
+        model(ids, position_ids=torch.arange(11, 17))
+    with pytest.raises(ValueError, match="position -1"):
+        model(ids, position_ids=torch.arange(-1, 5))
+
+
+def test_hidden_states_are_what_the_head_reads():
+    for kw in ({}, {"norm_position": "post"}, {"positional": "rope"}):
+        model, ids = _model(**kw), _ids(2, 8)
+        h = model.hidden_states(ids)
+        assert h.shape == (2, 8, SMALL["n_embd"])
+        assert torch.equal(model.head(h), model(ids)[0])
+
+
+def test_configs_saved_without_the_new_fields_still_load():
+    old = GPTConfig(**SMALL, positional="rope").to_dict()
+    for name in ("gelu", "rope_pairing"):
+        del old[name]
+    config = GPTConfig.from_dict(old)
+    assert (config.gelu, config.rope_pairing) == ("tanh", "half")
+    assert config == GPTConfig(**SMALL, positional="rope")
+    import json
+    from pathlib import Path
+
+    shipped = Path(__file__).parents[1] / "course" / "checkpoints" / "shakespeare-char" / "config.json"
+    saved = json.loads(shipped.read_text())["model"]  # saved before gelu and rope_pairing existed
+    assert "gelu" not in saved and GPTConfig.from_dict(saved).gelu == "tanh"
+    with pytest.raises(ValueError, match="GPTConfig.gelu must be one of"):
+        GPTConfig(gelu="erf")
+    with pytest.raises(ValueError, match="GPTConfig.rope_pairing must be one of"):
+        GPTConfig(rope_pairing="split")
+
+
+def test_config_repr_lists_the_new_fields_only_when_they_differ_from_the_default():
+    # chapter 04 prints a config: its text must not change when fields are added
+    assert repr(GPTConfig(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128)) == (
+        "GPTConfig(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0, attn_dropout=0.0, "
+        "bias=True, positional='learned', norm='layernorm', norm_position='pre', mlp='gelu', mlp_hidden=None, "
+        "tie_weights=True, norm_eps=1e-05, rope_base=10000.0, activation_checkpointing=False)"
+    )
+    assert repr(GPTConfig(gelu="exact")).endswith("activation_checkpointing=False, gelu='exact')")
+
+
+def test_exact_gelu_model_does_not_export_as_gpt2():
+    with pytest.raises(ValueError, match="tanh GELU"):
+        _model(gelu="exact").to_gpt2_state_dict()  # GPT-2 files mean the tanh form: exporting would change the model
+    assert "lm_head.weight" in _model().to_gpt2_state_dict()
+
+
+def test_untied_linear_layers_leave_out_a_tied_head():
+    from course.model import untied_linear_layers
+
+    tied, untied = _model(), _model(tie_weights=False)
+    assert "head" not in untied_linear_layers(tied) and "head" in untied_linear_layers(untied)
+    assert len(untied_linear_layers(untied)) == len(untied_linear_layers(tied)) + 1 == 4 * SMALL["n_layer"] + 1
+
+
+def test_position_ids_reach_blocks_under_activation_checkpointing():
+    model, ids = _model(activation_checkpointing=True).train(), _ids(2, 12)  # learned positions: a shift matters
+    shifted = torch.arange(3, 15)
+    loss = model(ids, ids, position_ids=shifted)[1]
+    loss.backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    model.config.activation_checkpointing = False  # the plain path must give the same loss and gradients
+    plain = model(ids, ids, position_ids=shifted)[1]
+    plain.backward()
+    assert torch.equal(loss, plain)
+    assert all(torch.allclose(g, p.grad, atol=1e-7) for g, p in zip(grads, model.parameters()))

@@ -489,3 +489,18 @@ def test_rope_and_shift_checks_name_the_classic_mistakes() -> None:
     assert "in place" in _failure(check_rope_rotate, in_place)
     assert "back by 3 instead of forward" in _failure(check_shift_matrix, lambda k, d, base=10000.0: shift_matrix(k, d, base).T)
     assert "outside the 2x2 blocks" in _failure(check_shift_matrix, lambda k, d, base=10000.0: shift_matrix(k, d, base) + 0.1)
+
+
+def test_sinusoidal_module_takes_explicit_positions() -> None:
+    pe = SinusoidalPositionalEncoding(8, 20)
+    x = torch.randn(2, 5, 8, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(pe(x, positions=torch.arange(3, 8)), pe(x, offset=3))  # same rows, bit for bit
+    rows = torch.stack([torch.arange(0, 5), torch.arange(10, 15)])  # one start per sequence
+    out = pe(x, positions=rows)
+    assert torch.equal(out[1], pe(x[1:], offset=10)[0]) and torch.equal(out[0], pe(x[:1])[0])
+    with pytest.raises(ValueError, match="not both"):
+        pe(x, 2, positions=torch.arange(5))
+    with pytest.raises(ValueError, match="one position per time step"):
+        pe(x, positions=torch.arange(4))
+    with pytest.raises(ValueError, match=r"position 20 is beyond the table of 20 positions"):
+        pe(x, positions=torch.arange(16, 21))

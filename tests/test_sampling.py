@@ -422,6 +422,11 @@ def test_command_line_samples_from_a_checkpoint(tmp_path, capsys):
     assert out.getvalue() == expected
     assert main(["--checkpoint", str(tmp_path), "--prompt", "abc", "--temperature", "0"], out=io.StringIO()) == 2
     assert "greedy" in capsys.readouterr().err
+    for bad, message in ((["--top-k", "0"], "top_k"), (["--max-new-tokens", "-1"], "max-new-tokens"), (["--stop", ""], "stop_strings")):
+        out = io.StringIO()
+        assert main(["--checkpoint", str(tmp_path), "--prompt", "abc", *bad], out=out) == 2
+        assert out.getvalue() == "", f"{bad}: nothing is printed before the settings are checked"
+        assert message in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- the exercise checks catch the classic mistakes
@@ -539,3 +544,88 @@ def test_min_p_one_is_greedy_and_uncached_beam_search_agrees():
     uncached = beam_search(model, prompt, 20, num_beams=3, use_cache=False)
     assert [b.ids.tolist() for b in cached] == [b.ids.tolist() for b in uncached]
     assert all(math.isclose(a.logprob, b.logprob, rel_tol=1e-5) for a, b in zip(cached, uncached))
+
+
+# ----------------------------------------------------------------------------- sequence_logprob: eval mode, the model's device
+
+
+def test_sequence_logprob_is_deterministic_with_dropout_and_restores_the_mode():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(**SMALL, dropout=0.5))  # in training mode, with dropout
+    prompt, cont = torch.tensor([1, 2, 3]), torch.tensor([4, 5, 6, 7])
+    values = [sequence_logprob(model, prompt, cont) for _ in range(3)]
+    assert values[0] == values[1] == values[2], f"dropout was on during scoring: {values}"
+    assert model.training, "the caller's mode is restored"
+    model.eval()
+    assert sequence_logprob(model, prompt, cont) == values[0]
+    assert not model.training
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU: ids on the CPU, the model on the GPU")
+def test_sequence_logprob_moves_the_ids_to_the_models_device():
+    model = _model()
+    on_cpu = sequence_logprob(model, [1, 2, 3], [4, 5])
+    on_gpu = sequence_logprob(model.cuda(), torch.tensor([1, 2, 3]), torch.tensor([4, 5]))
+    assert math.isclose(on_cpu, on_gpu, rel_tol=1e-4)
+
+
+# ----------------------------------------------------------------------------- SamplingConfig: one validated set of settings
+
+
+def test_sampling_config_is_validated_when_made_with_the_processors_messages():
+    from course.sampling import SamplingConfig
+
+    for bad, pattern in [(dict(temperature=0), "greedy=True"), (dict(top_k=0), "top_k"), (dict(top_p=1.5), "top_p"),
+                         (dict(min_p=0.0), "min_p"), (dict(repetition_penalty=-1.0), "repetition_penalty"),
+                         (dict(presence_penalty=math.inf), "presence_penalty"), (dict(overflow="wrap"), "overflow"),
+                         (dict(long_prompt="cut"), "long_prompt"), (dict(stop_strings=["", "x"]), "stop_strings"),
+                         (dict(eos_id=-1), "eos_id")]:
+        with pytest.raises(ValueError, match=pattern):
+            SamplingConfig(**bad)
+    with pytest.raises(TypeError, match="greedy"):
+        SamplingConfig(greedy="yes")
+    with pytest.raises(TypeError, match="callables"):
+        SamplingConfig(processors=[3])
+    with pytest.raises(TypeError, match="unknown sampling setting 'temprature'.*temperature"):
+        generate(_model(), torch.tensor([1]), 3, temprature=0.5)
+    cfg = SamplingConfig(stop_strings="\n", processors=[_Recorder()])
+    assert cfg.stop_strings == ("\n",) and isinstance(cfg.processors, tuple)
+    with pytest.raises(AttributeError):
+        cfg.temperature = 2.0  # frozen: safe to share between calls
+
+
+def test_a_config_and_keywords_give_the_same_tokens_and_keywords_override():
+    from course.sampling import SamplingConfig
+
+    model = _model()
+    prompt = torch.tensor([[1, 2], [3, 4]])
+    settings = dict(temperature=0.8, top_k=6, top_p=0.95, repetition_penalty=1.2, frequency_penalty=0.1, eos_id=5)
+    cfg = SamplingConfig(**settings)
+    by_kw = generate(model, prompt, 20, generator=_gen(3), **settings)
+    by_cfg = generate(model, prompt, 20, cfg, generator=_gen(3))
+    assert torch.equal(by_kw, by_cfg)
+    processing = {k: v for k, v in settings.items() if k != "eos_id"}
+    greedy = generate(model, prompt, 20, cfg, greedy=True, eos_id=None)  # keywords override the config's fields
+    assert torch.equal(greedy, generate(model, prompt, 20, greedy=True, **processing))
+    assert greedy.shape == (2, 22), "eos_id=None overrode the config's end-of-text stop"
+    assert cfg.processor_chain() == build_processors(**processing)
+    tok = CharTokenizer(list(ALPHABET))
+    text_cfg = generate_text(model, tok, "abc", 15, SamplingConfig(temperature=0.9, stop_strings=("e",)), generator=_gen(1))
+    text_kw = generate_text(model, tok, "abc", 15, temperature=0.9, stop_strings="e", generator=_gen(1))
+    assert text_cfg == text_kw
+
+
+def test_one_processor_api_custom_processors_run_last_in_the_same_chain():
+    from course.sampling import SamplingConfig
+
+    logits = torch.randn(2, 13, generator=_gen(4))
+    ids = torch.tensor([[1, 1, 2], [3, 4, 4]])
+
+    def halve(z, seen):  # a processor is any callable (logits, ids) -> logits
+        return z / 2
+
+    cfg = SamplingConfig(temperature=0.5, top_k=4, repetition_penalty=1.5, processors=(halve,))
+    chain = cfg.processor_chain()
+    assert [type(p) for p in chain[:-1]] == [RepetitionPenalty, Temperature, TopK] and chain[-1] is halve
+    expected = top_k_filter(apply_temperature(repetition_penalty(logits, ids, 1.5), 0.5), 4) / 2
+    assert torch.equal(apply_processors(logits, ids, chain), expected)

@@ -523,3 +523,23 @@ def test_checks_diagnose_the_classic_mistakes():
 
     with pytest.raises(ExerciseFailed, match="text.encode"):
         check_bpe_encode(encode_code_points)
+
+
+def test_tie_rule_compares_left_tokens_first_not_the_merged_bytes():
+    # After (a, b), the pairs (ab, c) and (a, x) are both seen twice. The left token decides: b"a" < b"ab",
+    # so (a, x) comes first, although the merged string "abc" would sort before "ax".
+    from course.tokenizers.bpe import pair_priority
+
+    words = Counter({b"ab": 5, b"abc": 2, b"ax": 2})
+    for trainer in (train_bpe, train_bpe_naive):
+        result = trainer(words, 259)
+        assert [result.vocab[a] + result.vocab[b] for a, b in result.merges] == [b"ab", b"ax", b"abc"]
+    vocab = {**{i: bytes([i]) for i in range(256)}, 256: b"ab"}
+    a, b, c, x = (ord(ch) for ch in "abcx")
+    assert pair_priority(vocab, (a, x), 2) < pair_priority(vocab, (256, c), 2) < pair_priority(vocab, (a, b), 1)
+
+
+def test_overlapping_occurrences_merge_left_to_right():
+    tok = BPETokenizer.train("aaa", 257, pattern=None)  # one merge: (a, a)
+    assert tok.merges == [(97, 97)]
+    assert tok.encode("aaa") == [256, 97] and tok.encode("aaaa") == [256, 256]

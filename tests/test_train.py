@@ -283,3 +283,107 @@ def test_custom_sampler_and_loss_fn():
         Trainer(config, sampler=_FixedSampler(x, y))
     with pytest.raises(ValueError, match="no tokenizer"):
         trainer.sample()
+
+
+# ============================================================================ issue 15
+
+
+def test_the_trainer_never_changes_its_config():
+    config = tiny_config()  # vocab_size=1: the trainer sizes its model to the tokenizer
+    before = config.to_dict()
+    trainer = Trainer(config, data=tiny_data())
+    assert config.to_dict() == before, "the caller's config was changed"
+    assert trainer.config is not config and trainer.config.model.vocab_size == tiny_data().tokenizer.vocab_size
+    assert trainer.model.config.vocab_size == trainer.config.model.vocab_size
+
+
+def test_intervals_of_zero_are_off_not_an_error(tmp_path):
+    c = tiny_config(max_iters=5, eval_interval=0, log_interval=0, sample_interval=0, checkpoint_interval=0, out_dir=str(tmp_path))
+    result = Trainer(c, data=tiny_data()).train()  # used to raise ZeroDivisionError
+    assert result.history["step"] == [5] and result.history["eval_step"] == [5], "the last step is always logged and evaluated"
+    assert [p.name for p in tmp_path.glob("ckpt_*")] == ["ckpt_0000005"]
+    c = tiny_config(max_iters=6, eval_interval=4, log_interval=2, sample_interval=3, sample_tokens=3)
+    result = Trainer(c, data=tiny_data()).train()
+    assert result.history["step"] == [2, 4, 6] and result.history["eval_step"] == [4, 6]
+
+
+def test_token_ids_are_checked_before_they_reach_the_device():
+    """On a GPU the model's own check is skipped (it would synchronise): the trainer checks on the CPU instead."""
+    data = tiny_data()
+    vocab = data.tokenizer.vocab_size
+    bad = Dataset(TokenData(np.r_[data.train.tokens, vocab + 3]), data.val, data.tokenizer, "bad")
+    from course.model import GPT
+
+    model = GPT(GPTConfig(vocab_size=vocab, block_size=16, n_layer=1, n_head=2, n_embd=16))
+    with pytest.raises(ValueError, match=f"training data holds token id {vocab + 3}"):
+        Trainer(tiny_config(), data=bad, model=model)  # at once, not at some later batch
+    x = torch.full((2, 16), vocab, dtype=torch.long)  # custom samplers: every batch, before it moves
+    good = torch.zeros(2, 16, dtype=torch.long)
+    calls = []
+
+    def loss_fn(m, xb, yb):
+        calls.append(1)
+        return m(xb, yb)[1]
+
+    trainer = Trainer(tiny_config(), model=model, sampler=_FixedSampler(x, good), val_batches=[(good, good)], loss_fn=loss_fn)
+    with pytest.raises(ValueError, match="training batch of the sampler holds token id"):
+        trainer.train_step()
+    assert calls == [], "the ids must be checked before the model sees them"
+    with pytest.raises(ValueError, match="evaluation batch holds token id"):
+        Trainer(tiny_config(), model=model, sampler=_FixedSampler(good, good), val_batches=[(x, good)])
+
+
+SEED_SCRIPT = r"""
+import json, os, sys
+import torch
+sys.path.insert(0, {tests!r})
+from test_train import tiny_config, tiny_data
+from course.train import Trainer
+t = Trainer(tiny_config(threads=1, max_iters=2), data=tiny_data())
+mask = torch.nn.functional.dropout(torch.ones(64), 0.5).tolist()  # the dropout masks this process would draw
+state = t.sampler.generator.get_state()
+batches = []
+for rank in range(2):  # this process's view of the global batch of 2 processes x 4 windows
+    t.sampler.generator.set_state(state)
+    batches.append(t.sampler.step_batches(4, 1, 2, rank)[0][0].tolist())
+batch = batches if t.dist.world_size == 1 else batches[t.dist.rank]
+weights = float(sum(p.double().sum() for p in t.model.parameters()))
+print("STATE", json.dumps({{"rank": t.dist.rank, "mask": mask, "batch": batch, "weights": weights}}))
+"""
+
+
+def _states(args: list[str], env: dict) -> dict[int, dict]:
+    out = subprocess.run(args, env=env, capture_output=True, text=True, timeout=240, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    states = [json.loads(l.split(" ", 1)[1]) for l in out.stdout.splitlines() if l.startswith("STATE")]
+    return {s["rank"]: s for s in states}
+
+
+def test_ddp_processes_draw_different_dropout_masks_from_the_same_data(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env["OMP_NUM_THREADS"] = "1"
+    script = tmp_path / "seeds.py"
+    script.write_text(SEED_SCRIPT.format(tests=str(ROOT / "tests")))
+    single = _states([sys.executable, str(script)], env)[0]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}", str(script)]
+    two = _states(torchrun, env)
+    assert two[0]["mask"] != two[1]["mask"], "both processes would drop the same units"
+    assert two[0]["mask"] == single["mask"], "process 0 must draw what a single process draws"
+    assert [two[0]["batch"], two[1]["batch"]] == single["batch"], "the data each process sees is unchanged"
+    assert two[0]["weights"] == two[1]["weights"] == single["weights"], "DDP starts every process from process 0's weights"
+
+
+def test_the_command_line_under_torchrun(tmp_path):
+    """`python -m course.train` (here under torchrun, 2 processes): the token files are written once, the run saves."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env["OMP_NUM_THREADS"] = "1"
+    args = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
+            "-m", "course.train", "--preset", "nanogpt-cpu", "--max-iters", "2", "--model-n-layer", "1", "--batch-size", "2",
+            "--eval-iters", "1", "--progress", "false", "--device", "cpu", "--threads", "1",
+            "--out-dir", str(tmp_path / "run"), "--data-dir", str(tmp_path / "data")]
+    out = subprocess.run(args, env=env, capture_output=True, text=True, timeout=240, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.count("done: 2 steps") == 1, out.stdout  # process 0 reports
+    assert (tmp_path / "data" / "train.bin.json").is_file() and latest_checkpoint(tmp_path / "run").name == "ckpt_0000002"
+    model, config = load_model(tmp_path / "run")
+    assert config.lr_decay_iters is None and config.model.n_layer == 1

@@ -13,8 +13,18 @@ so a word that appears 5,000 times is merged once, not 5,000 times.
 
 **Tie rule.** When several pairs are equally frequent, the pair whose bytes come
 first in byte order wins: compare the left tokens' bytes, then the right tokens'
-bytes. The rule depends only on the text, never on the order in which Python
-happens to visit a dictionary, so training is deterministic.
+bytes, as Python compares ``bytes`` (byte by byte; a prefix comes before its
+extensions, so ``b"a" < b"ab"``). Concretely, with (a, x) and (ab, c) equally
+frequent, (a, x) wins because its left token ``a`` sorts before ``ab``, although
+the merged string ``abc`` would sort before ``ax``. `pair_priority` is this rule
+as a sort key. It depends only on the text, never on the order in which Python
+happens to visit a dictionary, so training is deterministic, and both trainers
+apply it, so they return identical merges. (GPT-2's own trainer was never
+published; its merges file fixes the order, and loading it needs no tie rule.)
+
+**Overlaps.** Within a word, a merge replaces the occurrences of its pair from
+left to right without overlap: merging (a, a) in ``a a a`` gives ``aa a``, never
+``a aa`` (`merge_pair`); encoding applies merges the same way.
 
 **Repeated bytes.** A merge can produce bytes that already have a token (``a`` +
 ``bc`` and ``ab`` + ``c`` both give ``abc``); it then reuses that token's id, so
@@ -82,6 +92,17 @@ def check_vocab_size(vocab_size: int, n_special: int) -> None:
         )
 
 
+def pair_priority(vocab: dict[int, bytes], pair: Pair, count: int) -> tuple[int, bytes, bytes]:
+    """The tie rule as a sort key: the pair with the smallest key is merged next.
+
+    ``(-count, left token's bytes, right token's bytes)``: the most frequent pair
+    first; among equally frequent pairs, the one whose left token's bytes sort
+    first, then the one whose right token's bytes sort first. Keys never tie:
+    every token's bytes are distinct.
+    """
+    return (-count, vocab[pair[0]], vocab[pair[1]])
+
+
 class _Vocab:
     """The growing vocabulary shared by both trainers."""
 
@@ -102,7 +123,7 @@ class _Vocab:
 
     def key(self, pair: Pair, count: int) -> tuple[int, bytes, bytes]:
         """Sort key: the smallest key is the pair to merge (most frequent, then byte order)."""
-        return (-count, self.vocab[pair[0]], self.vocab[pair[1]])
+        return pair_priority(self.vocab, pair, count)
 
 
 def train_bpe_naive(words: Counter[bytes], n_tokens: int) -> BPETrainingResult:

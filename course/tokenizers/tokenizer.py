@@ -6,8 +6,12 @@ GPT-2's token ids (the tests compare it with ``tiktoken`` on large texts).
 
 * **encode**: cut out special tokens, pre-tokenize, then inside each pre-token
   start from single bytes and apply the lowest-ranked merge present, again and
-  again, until no merge applies. Results per pre-token are cached: text repeats
+  again, until no merge applies (merges have distinct ranks, so there is never
+  a tie; a pair that occurs several times is merged at every occurrence, left to
+  right, without overlap). Results per pre-token are cached: text repeats
   words, and a cache hit costs one dictionary lookup.
+* **train**: see `BPETokenizer.train`; ties between equally frequent pairs go to
+  the pair whose bytes come first (`course.tokenizers.bpe` explains the rule).
 * **decode**: join the tokens' bytes and decode them as UTF-8; bytes that are not
   valid UTF-8 (a token sequence cut in the middle of a character) become U+FFFD
   instead of raising.
@@ -255,6 +259,11 @@ class BPETokenizer:
         Special tokens are cut out of the text first, so no merge ever contains
         their bytes or spans one; they get the last ids. Training stops early if
         every word has become a single token.
+
+        Ties: of equally frequent pairs, the one whose left token's bytes sort
+        first wins, then the one whose right token's bytes sort first
+        (`course.tokenizers.bpe.pair_priority`); so the same text always gives
+        the same merges, whatever the method.
         """
         text = _require_str(text, "train")
         specials = list(dict.fromkeys(special_tokens))
