@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 
@@ -38,8 +40,95 @@ def test_chapter_has_stubs_but_no_solutions_or_outputs(edition, md):
     checks = [c.source for c in nb.cells if "check" in tags(c)]
     assert stubs == [e["stub"] for e in original]
     assert checks == [e["check"] for e in original]
+    # each check shows its diagnosis without stopping Run All, and is followed by the fallback to the reference
+    for i, cell in enumerate(nb.cells):
+        if "check" in tags(cell):
+            assert "raises-exception" in tags(cell)
+            after = nb.cells[i + 1]
+            assert "reference-fallback" in tags(after) and "reference_if_blank(" in after.source
+    names = [re.search(r"import (\w+)", e["solution"]).group(1) for e in original]
+    fallbacks = [c.source for c in nb.cells if "reference-fallback" in tags(c)]
+    assert [re.search(r"^(\w+) = reference_if_blank\(\1, ", f, re.M).group(1) for f in fallbacks] == names
     # everything else is kept
     source_cells = read_md(md).cells
-    assert len(nb.cells) == len(source_cells) - len(original) - sum(
+    assert len(nb.cells) - len(fallbacks) == len(source_cells) - len(original) - sum(
         1 for c in source_cells if c.cell_type == "markdown" and "{solution-start}" in c.source
     )
+
+
+def test_blank_stub_detection():
+    from course.checks.reference import is_blank_stub
+
+    def blank(x):
+        # YOUR CODE HERE
+        raise NotImplementedError
+
+    def blank_with_docstring(x):
+        """Say what to do."""
+        raise NotImplementedError("not yet")
+
+    def started(x):
+        y = len(x)
+        raise NotImplementedError
+
+    def done(x):
+        return x * 2
+
+    def nested(x):
+        def inner():
+            return x
+        raise NotImplementedError
+
+    assert is_blank_stub(blank) and is_blank_stub(blank_with_docstring)
+    assert not any(is_blank_stub(f) for f in (started, done, nested, len, "text", None))
+
+
+def test_reference_if_blank_keeps_the_students_function_and_replaces_a_blank_one(capsys):
+    from course.checks.reference import reference_if_blank
+    from solutions.ch01_tokenization import count_pairs as reference
+
+    def count_pairs(ids):
+        raise NotImplementedError
+
+    def mine(ids):
+        return {}
+
+    assert reference_if_blank(mine, "ch01_tokenization") is mine
+    assert capsys.readouterr().out == ""
+    assert reference_if_blank(count_pairs, "ch01_tokenization") is reference
+    assert "your `count_pairs` is not written yet: using the reference solution" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="like 'ch01_tokenization'"):
+        reference_if_blank(count_pairs, "../etc")
+    with pytest.raises(LookupError, match="no reference solution called 'nope'"):
+        def nope():
+            raise NotImplementedError
+        reference_if_blank(nope, "ch01_tokenization")
+
+
+def test_the_edition_finds_every_reference_without_the_solutions_package(edition):
+    """In the student edition the references come from course/checks/_reference.py, compressed, not from solutions/."""
+    assert "def count_pairs" not in (edition / "course" / "checks" / "_reference.py").read_text()
+    wanted = [
+        (m.group(1), m.group(2))
+        for md in sources()
+        for e in exercises(read_md(md))
+        for m in [re.search(r"from solutions\.(\w+) import (\w+)", e["solution"])]
+    ]
+    script = (
+        "import importlib.abc, sys\n"
+        "class NoSolutions(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'solutions' or name.startswith('solutions.'):\n"
+        "            raise ImportError('the student edition has no solutions package')\n"
+        "sys.meta_path.insert(0, NoSolutions())\n"
+        "import course\n"
+        f"assert course.__file__.startswith({str(edition)!r}), course.__file__\n"
+        "from course.checks.reference import reference_solution\n"
+        f"for module, name in {wanted!r}:\n"
+        "    assert callable(reference_solution(name, module)), (module, name)\n"
+        f"print(len({wanted!r}))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(edition)}
+    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=edition, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(len(wanted)) and len(wanted) >= 26

@@ -7,28 +7,61 @@ solutions), the `course` package (checks included: the exercises still check
 themselves) and pyproject.toml, README.md and environment.yml, but not the
 `solutions` package. Students fill in the `stub` cells; the `check` cell after
 each one tells them what is wrong.
+
+Run All goes to the end of every chapter, even with every stub blank:
+
+* each check cell is tagged ``raises-exception``, so its diagnosis shows and the
+  run goes on (JupyterLab, Jupyter Notebook, nbclient and Jupyter Book honour
+  the tag);
+* after each check, a cell hands the chapter the student's function, or the
+  reference solution with a notice if the stub is still blank
+  (`course.checks.reference.reference_if_blank`). The reference solutions ship
+  compressed in ``course/checks/_reference.py``: out of plain sight, not secret.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import re
 import shutil
 import sys
+import zlib
 from pathlib import Path
 
 import jupytext
+from nbformat.v4 import new_code_cell
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTION_BLOCK = re.compile(r"`{3,}\{solution-start\}.*?`{3,}\{solution-end\}\s*`{3,}[ \t]*\n?", re.S)
+SOLUTION_IMPORT = re.compile(r"^from solutions\.(ch\d\d_[a-z0-9_]+) import (\w+)", re.M)
+FALLBACK_TAG = "reference-fallback"
+
+
+def fallback_cell(module: str, name: str):
+    """The cell after a check: the rest of the chapter gets the student's function, or the reference if blank."""
+    source = (
+        "# if the stub above is still blank, the rest of the chapter uses the reference solution (it says so)\n"
+        "from course.checks.reference import reference_if_blank\n\n"
+        f"{name} = reference_if_blank({name}, {module!r})"
+    )
+    return new_code_cell(source, metadata={"tags": [FALLBACK_TAG]})
 
 
 def student_notebook(md: Path):
     nb = jupytext.read(md)
     kept = []
+    pending = None  # (module, name) of the exercise whose solution cell was just removed
     for cell in nb.cells:
         tags = cell.get("metadata", {}).get("tags", [])
         if cell.cell_type == "code" and "solution" in tags:
+            found = SOLUTION_IMPORT.search(cell.source)
+            if found is None:
+                raise ValueError(
+                    f"{md.name}: a solution cell must import the reference as `from solutions.chNN_topic import name` "
+                    f"(CONTRIBUTING.md), got:\n{cell.source}"
+                )
+            pending = found.groups()
             continue
         if cell.cell_type == "markdown" and "{solution-start}" in cell.source:
             cell.source = SOLUTION_BLOCK.sub("", cell.source).strip()
@@ -38,8 +71,30 @@ def student_notebook(md: Path):
             cell.outputs = []
             cell.execution_count = None
         kept.append(cell)
+        if cell.cell_type == "code" and "check" in tags:
+            cell.metadata["tags"] = [*tags, "raises-exception"]  # a failing check shows its diagnosis; Run All goes on
+            if pending is not None:
+                kept.append(fallback_cell(*pending))
+                pending = None
     nb.cells = kept
     return nb
+
+
+def compressed_solutions() -> str:
+    """``course/checks/_reference.py`` for the student edition: every solution module, compressed."""
+    lines = [
+        '"""Reference solutions, compressed (written by tools/make_student.py; read by course.checks.reference).',
+        "",
+        "Out of plain sight so that a student does not meet them by accident; not a secret.",
+        '"""',
+        "",
+        "SOURCES = {",
+    ]
+    for path in sorted((ROOT / "solutions").glob("ch[0-9][0-9]_*.py")):
+        packed = base64.b64encode(zlib.compress(path.read_bytes(), 9)).decode("ascii")
+        lines.append(f"    {path.stem!r}: {packed!r},")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         count += 1
     shutil.copy2(ROOT / "notebooks" / "jupytext.toml", out / "notebooks" / "jupytext.toml")
     shutil.copytree(ROOT / "course", out / "course", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    (out / "course" / "checks" / "_reference.py").write_text(compressed_solutions())
     for name in ("pyproject.toml", "README.md", "environment.yml", "Makefile"):
         if (ROOT / name).is_file():
             shutil.copy2(ROOT / name, out / name)
