@@ -348,14 +348,17 @@ for rank in range(2):  # this process's view of the global batch of 2 processes 
     batches.append(t.sampler.step_batches(4, 1, 2, rank)[0][0].tolist())
 batch = batches if t.dist.world_size == 1 else batches[t.dist.rank]
 weights = float(sum(p.double().sum() for p in t.model.parameters()))
-print("STATE", json.dumps({{"rank": t.dist.rank, "mask": mask, "batch": batch, "weights": weights}}))
+state = {{"rank": t.dist.rank, "mask": mask, "batch": batch, "weights": weights}}
+with open(os.path.join(os.environ["STATE_DIR"], f"rank{{t.dist.rank}}.json"), "w") as f:  # not stdout: two processes share it
+    json.dump(state, f)
 """
 
 
-def _states(args: list[str], env: dict) -> dict[int, dict]:
-    out = subprocess.run(args, env=env, capture_output=True, text=True, timeout=240, cwd=ROOT)
+def _states(args: list[str], env: dict, folder: Path) -> dict[int, dict]:
+    folder.mkdir()
+    out = subprocess.run(args, env={**env, "STATE_DIR": str(folder)}, capture_output=True, text=True, timeout=240, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-3000:]
-    states = [json.loads(l.split(" ", 1)[1]) for l in out.stdout.splitlines() if l.startswith("STATE")]
+    states = [json.loads(p.read_text()) for p in sorted(folder.glob("rank*.json"))]
     return {s["rank"]: s for s in states}
 
 
@@ -364,9 +367,10 @@ def test_ddp_processes_draw_different_dropout_masks_from_the_same_data(tmp_path)
     env["OMP_NUM_THREADS"] = "1"
     script = tmp_path / "seeds.py"
     script.write_text(SEED_SCRIPT.format(tests=str(ROOT / "tests")))
-    single = _states([sys.executable, str(script)], env)[0]
+    single = _states([sys.executable, str(script)], env, tmp_path / "one")[0]
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}", str(script)]
-    two = _states(torchrun, env)
+    two = _states(torchrun, env, tmp_path / "two")
+    assert sorted(two) == [0, 1], two.keys()
     assert two[0]["mask"] != two[1]["mask"], "both processes would drop the same units"
     assert two[0]["mask"] == single["mask"], "process 0 must draw what a single process draws"
     assert [two[0]["batch"], two[1]["batch"]] == single["batch"], "the data each process sees is unchanged"
