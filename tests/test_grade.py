@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import sys
 
+import jupytext
 import nbformat
 import pytest
 
@@ -55,7 +56,7 @@ def check_cells(nb) -> list:
 
 def write(folder, chapter: str, nb) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, folder / f"{chapter}.ipynb")
+    jupytext.write(nb, folder / f"{chapter}.ipynb", fmt="ipynb")  # as tools/make_student.py writes the edition
 
 
 def with_stubs(chapter: str, sources: dict[int, str]):
