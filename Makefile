@@ -4,6 +4,7 @@
 #   make lab      JupyterLab (with jupyterlab-myst) on notebooks/
 #   make student  the student edition (solutions removed, outputs cleared) in _build/student
 #   make bench    the performance benchmarks (results in benchmarks/results/)
+#   make grade SUBMISSIONS=folder   grade students' notebooks (RUNS THEIR CODE: docs/GRADING.md)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -13,7 +14,7 @@ STAMP := $(VENV)/.installed
 # CPU wheel; a looser spec would download a multi-GB CUDA build.
 TORCH_PIN := $(shell grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
 
-.PHONY: setup book execute render test lab student bench clean
+.PHONY: setup book execute render test lab student bench grade clean
 
 setup: $(STAMP)
 
@@ -48,6 +49,16 @@ student: $(STAMP)
 
 bench: $(STAMP)
 	@for f in $(wildcard benchmarks/bench_*.py); do echo "== $$f"; $(PY) $$f || exit 1; done
+
+# Each exercise of each student runs in its own process with a time limit (TIMEOUT
+# seconds); JOBS at a time. Reports in $(GRADES): grades.csv, summary.md, summary.csv.
+GRADES ?= _build/grades
+TIMEOUT ?= 60
+JOBS ?= 1
+
+grade: $(STAMP)
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=folder [CHAPTERS=00,01 TIMEOUT=60 JOBS=1 GRADES=_build/grades]"; exit 2; }
+	$(PY) tools/grade.py "$(SUBMISSIONS)" --out "$(GRADES)" --timeout $(TIMEOUT) --jobs $(JOBS) $(if $(CHAPTERS),--chapters $(CHAPTERS))
 
 clean:
 	rm -rf _build
