@@ -25,6 +25,11 @@ def test_no_solutions_package(edition):
     assert not (edition / "solutions").exists()
 
 
+def test_the_files_the_chapters_read_are_there(edition):
+    for name in ("tokenizers", "attention", "train", "sampling", "quantize"):  # chapters 01, 04, 05, 06, 08 quote them
+        assert (edition / "benchmarks" / "results" / f"{name}.json").is_file(), name
+
+
 @pytest.mark.parametrize("md", sources(), ids=lambda p: p.stem)
 def test_chapter_has_stubs_but_no_solutions_or_outputs(edition, md):
     nb = nbformat.read(edition / "notebooks" / (md.stem + ".ipynb"), as_version=4)

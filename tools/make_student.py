@@ -4,7 +4,8 @@
 
 The edition holds notebooks/ (.ipynb and the .md source, both without
 solutions), the `course` package (checks included: the exercises still check
-themselves) and pyproject.toml, README.md and environment.yml, but not the
+themselves), `benchmarks/` (the chapters quote its results) and pyproject.toml,
+README.md and environment.yml, but not the
 `solutions` package. Students fill in the `stub` cells; the `check` cell after
 each one tells them what is wrong.
 
@@ -117,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     shutil.copy2(ROOT / "notebooks" / "jupytext.toml", out / "notebooks" / "jupytext.toml")
     shutil.copytree(ROOT / "course", out / "course", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     (out / "course" / "checks" / "_reference.py").write_text(compressed_solutions())
+    # the chapters quote the benchmarks' results (benchmarks/results/*.json), and students may rerun them
+    shutil.copytree(ROOT / "benchmarks", out / "benchmarks", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     for name in ("pyproject.toml", "README.md", "environment.yml", "Makefile"):
         if (ROOT / name).is_file():
             shutil.copy2(ROOT / name, out / name)
