@@ -62,24 +62,42 @@ def _as_array(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
+def _number(x: Any) -> str:
+    """A scalar as plain text: ``0.384``, not ``np.float64(0.384)``."""
+    if isinstance(x, (bool, np.bool_)):
+        return str(bool(x))
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    if isinstance(x, (float, np.floating)):
+        return f"{float(x):.6g}"
+    if isinstance(x, (complex, np.complexfloating)):
+        return f"{complex(x):.6g}"
+    return str(x)
+
+
 def expect_close(
     actual: Any, expected: Any, what: str, *, rtol: float = 1e-6, atol: float = 1e-8
 ) -> None:
-    """Fail unless ``actual`` matches ``expected`` in shape and values, saying how they differ."""
+    """Fail unless ``actual`` matches ``expected`` in shape and values, saying how they differ.
+
+    ``what`` names the compared thing ("your attention weights", "softmax([1, 2, 3])"); the messages
+    put it before a colon, so that they read right whether it is singular or plural.
+    """
     a, e = _as_array(actual), _as_array(expected)
-    expect(a.shape == e.shape, f"{what} has shape {a.shape}, expected {e.shape}.")
+    expect(a.shape == e.shape, f"{what}: shape {a.shape}, expected {e.shape}.")
     if a.size == 0:
         return
     if np.issubdtype(a.dtype, np.number) and np.isfinite(e).all():
         bad = int((~np.isfinite(a)).sum())
-        expect(bad == 0, f"{what} contains nan or inf in {bad} entries: an overflow, or a division by zero?")
+        expect(bad == 0, f"{what}: nan or inf in {bad} entries: an overflow, or a division by zero?")
     if not np.allclose(a, e, rtol=rtol, atol=atol, equal_nan=True):
         diff = np.abs(a.astype(np.float64) - e.astype(np.float64))
         diff = np.where(np.isnan(diff), np.inf, diff)
         where = np.unravel_index(int(np.argmax(diff)), diff.shape)
         raise ExerciseFailed(
-            f"{what} differs from the reference: at index {tuple(int(i) for i in where)} "
-            f"you have {a[where]!r}, expected {e[where]!r} (largest difference {diff[where]:.3g})."
+            f"{what}: the values differ at index {tuple(int(i) for i in where)}: "
+            f"you have {_number(a[where])}, expected {_number(e[where])} "
+            f"(largest difference {float(diff[where]):.3g})."
         )
 
 

@@ -53,12 +53,31 @@ def check_count_pairs(count_pairs) -> None:
     expect(got == _reference_pairs(ids), "count_pairs of 200 random ids differs from the reference counts.")
 
 
+def _merge_advancing_by_one(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
+    """The classic slip: after writing new_id the scan moves on by 1, so the pair's second id is visited again."""
+    out = []
+    for i, current in enumerate(ids):
+        out.append(new_id if i + 1 < len(ids) and (current, ids[i + 1]) == pair else current)
+    return out
+
+
+def _advanced_by_one(got: object, ids: list[int], pair: tuple[int, int], new_id: int) -> None:
+    slip = _merge_advancing_by_one(ids, pair, new_id)
+    if got == slip:
+        raise ExerciseFailed(
+            f"merge({ids}, {pair}, {new_id}) returned {got}: after writing the new id you moved on by 1, so the "
+            f"second id of the pair was visited again (kept, or merged once more when occurrences overlap, as in "
+            f"[7, 7, 7]). A merged pair uses up both of its ids: advance by 2 after a merge, by 1 otherwise."
+        )
+
+
 @exercise_check("merge")
 def check_merge(merge) -> None:
     """Replacing a pair: several occurrences, overlaps, the last position, no match, no side effects."""
     ids = [1, 2, 3, 1, 2]
     got = call(merge, list(ids), (1, 2), 9)
     expect(isinstance(got, list), f"merge returned a {type(got).__name__}; return a new list of ids.")
+    _advanced_by_one(got, ids, (1, 2), 9)
     expect(got == [9, 3, 9], f"merge([1, 2, 3, 1, 2], (1, 2), 9) returned {got}, expected [9, 3, 9].")
 
     got = call(merge, [3, 1, 2], (1, 2), 9)
@@ -69,6 +88,7 @@ def check_merge(merge) -> None:
     expect(got == [3, 9], f"merge([3, 1, 2], (1, 2), 9) returned {got}, expected [3, 9].")
 
     got = call(merge, [7, 7, 7], (7, 7), 9)
+    _advanced_by_one(got, [7, 7, 7], (7, 7), 9)
     if got == [9]:
         raise ExerciseFailed("merge([7, 7, 7], (7, 7), 9) returned [9]: the last 7 is not part of a pair but must still be copied. "
                              "Check the loop bound: visit every position, and look at ids[i + 1] only when it exists.")

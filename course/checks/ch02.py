@@ -90,6 +90,11 @@ def check_sinusoidal_pe(sinusoidal_pe: Callable[..., Any]) -> None:
         times = np.arange(P, dtype=np.float64)[:, None] * 10000.0 ** (np.arange(0, D, 2) / D)
         if _close(out, _interleave(np.sin(times), np.cos(times))):
             raise ExerciseFailed("you multiplied the position by 10000^(2i/dim); divide by it (the frequencies must fall, not grow).")
+        if _close(out, _reference_pe(P + 1, D)[1:]):
+            raise ExerciseFailed(
+                f"your rows are positions 1 .. {P}: positions start at 0. Row 0 is position 0, where every angle "
+                "is 0 (sin 0 = 0 in the even columns, cos 0 = 1 in the odd ones): use np.arange(num_positions)."
+            )
         if _close(out[0], ref[0]) and not _close(out[1], ref[1]):
             raise ExerciseFailed("row 0 is right but row 1 is not: check how the angle grows with the position.")
     expect_close(out, ref, f"sinusoidal_pe({P}, {D})", rtol=0.0, atol=1e-6)

@@ -18,7 +18,7 @@ from . import ExerciseFailed, NotImplementedYet, call, exercise_check, expect, e
 
 def _arr(x: object, what: str) -> np.ndarray:
     a = np.asarray(x)
-    expect(np.issubdtype(a.dtype, np.number), f"{what} is not an array of numbers (got {type(x).__name__}).")
+    expect(np.issubdtype(a.dtype, np.number), f"{what}: not an array of numbers (got {type(x).__name__}).")
     return a
 
 
@@ -164,6 +164,14 @@ def check_causal_attention(causal_attention) -> None:
         out, w = _pair(call(causal_attention, q.copy(), k.copy(), v.copy()), "causal_attention")
     expect(w.shape == ref_w.shape, f"the weights must have shape (batch, time, time) = {ref_w.shape}; got {w.shape}.")
     expect(out.shape == ref_out.shape, f"the output must have shape (batch, time, d_v) = {ref_out.shape}; got {out.shape}.")
+    self_weight = np.nan_to_num(np.diagonal(w, axis1=-2, axis2=-1))  # w[:, i, i]: how much query i attends to itself
+    if np.abs(self_weight[:, 1:]).max() < 1e-12:
+        raise ExerciseFailed(
+            "you masked the diagonal as well: query i gives weight 0 to key i, itself. Causal attention hides only "
+            "the future, keys j > i; key i is the query's own token and stays visible (query 0 sees only itself, "
+            "otherwise its row has nothing left to attend to). Hide np.triu(..., k=1), or keep np.tril(...) with "
+            "the default k=0, not k=-1."
+        )
     expect(np.isfinite(w).all(), "your weights contain nan or inf: is a whole row masked, or did exp overflow?")
     future = ~A.causal_mask(t)
     past = A.causal_mask(t)

@@ -123,47 +123,175 @@ class _PeekOneAhead(nn.Module):
         return self.emb(idx) + self.emb(nxt)
 
 
+class _Recorder(nn.Module):
+    """Wraps a test model: refuses token ids outside the vocabulary, records every call (input, output)."""
+
+    def __init__(self, model: nn.Module, vocab: int) -> None:
+        super().__init__()
+        self.model, self.vocab = model, vocab
+        self.calls: list[tuple[Tensor, Tensor]] = []
+
+    def forward(self, idx: Tensor) -> Tensor:
+        if not isinstance(idx, Tensor):
+            raise ExerciseFailed(f"the model was called with a {type(idx).__name__}; pass it a tensor of token ids.")
+        if idx.is_floating_point() or idx.is_complex():
+            raise ExerciseFailed(f"the model was given token ids of dtype {idx.dtype}: ids are integers "
+                                 "(keep the copy's dtype: idx.clone(), then assign integer ids).")
+        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.vocab):
+            bad = int(idx.max()) if int(idx.max()) >= self.vocab else int(idx.min())
+            raise ExerciseFailed(
+                f"the model was given the token id {bad}, outside 0 .. {self.vocab - 1} (vocab_size = {self.vocab}): "
+                "keep the changed id valid, for example (idx[:, t] + 1) % vocab_size."
+            )
+        out = self.model(idx)
+        self.calls.append((idx.detach().clone(), out.detach().clone()))
+        return out
+
+
+def _recorded_runs(calls: list[tuple[Tensor, Tensor]], idx: Tensor, t: int):
+    """Sort the recorded rows into runs on sequence b of idx (or its first L tokens): original or changed at t.
+
+    Returns ``(original, changed, other)``: dicts ``(b, L) -> list of output rows`` for the first two, and
+    the number of rows that are neither (changed somewhere else than at t).
+    """
+    original: dict[tuple[int, int], list[Tensor]] = {}
+    changed: dict[tuple[int, int], list[Tensor]] = {}
+    other = 0
+    for inp, out in calls:
+        inp = inp.long()
+        if inp.dim() == 1 and out.dim() == 2:
+            inp, out = inp[None], out[None]
+        if inp.dim() != 2 or out.dim() != 3 or out.shape[:2] != inp.shape or inp.shape[1] <= t:
+            continue
+        length = inp.shape[1]
+        for row, logits in zip(inp, out):
+            for b in range(idx.shape[0]):
+                ref = idx[b, :length]
+                if torch.equal(row, ref):
+                    original.setdefault((b, length), []).append(logits)
+                    break
+                if torch.equal(row[:t], ref[:t]) and torch.equal(row[t + 1 :], ref[t + 1 :]):
+                    changed.setdefault((b, length), []).append(logits)
+                    break
+            else:
+                other += 1
+    return original, changed, other
+
+
+def _largest_change(original, changed, positions: slice, reduce: str = "max") -> float | None:
+    """The largest (or mean) absolute change of the logits at ``positions`` over the recorded pairs."""
+    values = [
+        (c[positions] - o[positions]).abs()
+        for key in original.keys() & changed.keys()
+        for o in original[key]
+        for c in changed[key]
+    ]
+    values = [v for v in values if v.numel()]
+    if not values:
+        return None
+    if reduce == "mean":  # over every sequence, position and logit, as .abs().mean() on the batch does
+        return float(torch.cat([v.flatten() for v in values]).mean())
+    return max(float(v.max()) for v in values)
+
+
+def _leak_of(future_leak: Callable[..., float], model: nn.Module, idx: Tensor, t: int, vocab: int):
+    """Run the learner's function on a recording wrapper of ``model``: (the number returned, recorder)."""
+    recorder = _Recorder(model, vocab)
+    before = idx.clone()
+    leak = call(future_leak, recorder, idx, t, vocab)
+    expect(torch.equal(idx, before), "future_leak changed the caller's idx in place: change a copy (idx.clone()).")
+    if isinstance(leak, Tensor):
+        expect(leak.numel() == 1, f"future_leak returned a tensor of shape {tuple(leak.shape)}: reduce it to one number "
+                                  "(.max()) and return it as a float (.item()).")
+    try:
+        value = float(leak)
+    except (TypeError, ValueError):
+        raise ExerciseFailed(f"future_leak must return a number (the largest change); it returned {leak!r}.") from None
+    expect(value == value, "future_leak returned nan.")
+    return value, recorder
+
+
+def _explain_runs(recorder: _Recorder, idx: Tensor, t: int) -> str:
+    """Say what was wrong with the model runs when no (original, changed) pair was recorded."""
+    original, changed, other = _recorded_runs(recorder.calls, idx, t)
+    if not recorder.calls:
+        return "future_leak never called the model: run it on idx and on the changed copy."
+    if other and not changed:
+        return ("the model saw a sequence changed at other positions than t: change only the token at position t "
+                "(changed[:, t] = ...), and keep the rest of the copy equal to idx.")
+    if not changed:
+        return (f"the model never saw a copy of idx whose token at position t = {t} differs from the original: "
+                "give position t a different, valid id, for example (idx[:, t] + 1) % vocab_size, then run the "
+                "model on idx and on the copy.")
+    if not original:
+        return "the model never saw the original idx: run it on idx as well as on the changed copy, and compare."
+    missing = sorted({b for b, _ in original} - {b for b, _ in changed})
+    if missing:
+        return (f"in sequence {missing[0]} of the batch the token at position t kept its id: every sequence needs "
+                "a different id there, for example (idx[:, t] + 1) % vocab_size.")
+    return "run the model on idx and on the changed copy, with the same length, and compare the two outputs."
+
+
+def _check_reported_value(leak: float, recorder: _Recorder, idx: Tensor, t: int, what: str) -> None:
+    """The number returned must be the largest absolute change at positions < t of the learner's own two runs."""
+    original, changed, _ = _recorded_runs(recorder.calls, idx, t)
+    expected = _largest_change(original, changed, slice(None, t))
+    if expected is None or {b for b, _ in original} - {b for b, _ in changed}:
+        raise ExerciseFailed(f"for {what}: " + _explain_runs(recorder, idx, t))
+    if abs(leak - expected) <= 1e-6 + 1e-4 * expected:
+        return
+    slips = [
+        (slice(None, t - 1), "max", "compare every position before t, including t - 1 (logits[:, :t], "
+                                    "not logits[:, :t - 1])."),
+        (slice(None, t + 1), "max", "you included position t itself: compare only the outputs at positions "
+                                    "before t (logits[:, :t]); the output at t is allowed to change, it sees token t."),
+        (slice(None), "max", "you compared every position: compare only the outputs at positions before t "
+                             "(logits[:, :t])."),
+        (slice(None, t), "mean", "you returned the mean absolute change: return the largest one (.abs().max())."),
+    ]
+    for positions, reduce, message in slips:
+        alternative = _largest_change(original, changed, positions, reduce)
+        if alternative is not None and abs(leak - alternative) <= 1e-6 + 1e-4 * abs(alternative):
+            raise ExerciseFailed(f"for {what} you return {leak:.4g}: {message}")
+    raise ExerciseFailed(
+        f"for {what} you return {leak:.4g}, but your two runs of the model differ by at most {expected:.4g} at the "
+        "positions before t: return the largest absolute change, (after[:, :t] - before[:, :t]).abs().max().item()."
+    )
+
+
 @exercise_check("future_leak")
 def check_future_leak(future_leak: Callable[..., float]) -> None:
-    """Causal models must score 0, leaky ones more; token t must really change; only positions < t count."""
+    """Causal models must score 0, leaky ones more; token t must really change; only positions < t count.
+
+    The test models are wrapped: the check sees which sequences the learner ran, and recomputes the
+    largest change from those very runs, so any different valid id at position t is accepted.
+    """
     vocab = 13
     idx = torch.randint(0, vocab, (2, 10), generator=torch.Generator().manual_seed(3))
-    before = idx.clone()
     causal, bidirectional, peek = _CausalModel(vocab), _BidirectionalModel(vocab), _PeekOneAhead(vocab)
     with torch.no_grad():
-        leak = call(future_leak, causal, idx, 5, vocab)
-        expect(torch.equal(idx, before), "future_leak changed the caller's idx in place: change a copy (idx.clone()).")
-        try:
-            leak = float(leak)
-        except (TypeError, ValueError):
-            raise ExerciseFailed(f"future_leak must return a number (the largest change); it returned {leak!r}.") from None
-        expect(leak == leak, "future_leak returned nan.")
+        leak, _ = _leak_of(future_leak, causal, idx, 5, vocab)
         if leak > 1e-5:
             raise ExerciseFailed(
                 f"a causal GPT got a leak of {leak:.3g}, expected 0. Compare only the outputs at positions "
                 "before t (logits[:, :t]): the output at t itself is allowed to change, it sees token t."
             )
-        leak_bi = float(call(future_leak, bidirectional, idx, 5, vocab))
+        leak_bi, recorder = _leak_of(future_leak, bidirectional, idx, 5, vocab)
         if leak_bi <= 1e-6:
-            raise ExerciseFailed(
-                "a model without a causal mask got a leak of 0: did you change the token at position t to a "
-                "different id (for example (idx[:, t] + 1) % vocab_size) and run the model on both versions?"
-            )
+            original, changed, _ = _recorded_runs(recorder.calls, idx, 5)
+            if _largest_change(original, changed, slice(None, 5)) is None:
+                raise ExerciseFailed("a model without a causal mask got a leak of 0: " + _explain_runs(recorder, idx, 5))
+        _check_reported_value(leak_bi, recorder, idx, 5, "a model without a causal mask (t = 5)")
         for t in (3, 9):
-            leak_peek = float(call(future_leak, peek, idx, t, vocab))
+            leak_peek, recorder = _leak_of(future_leak, peek, idx, t, vocab)
             if leak_peek <= 1e-6:
-                raise ExerciseFailed(
-                    f"a model whose position {t - 1} reads token {t} got a leak of 0 (t={t}): compare every "
-                    "position before t, including t - 1 (logits[:, :t], not logits[:, :t - 1])."
-                )
-        expect(float(call(future_leak, peek, idx, 0, vocab)) == 0.0,
-               "with t = 0 there is no earlier position to leak into: the leak must be 0.")
-        changed = idx.clone()
-        changed[:, 5] = (changed[:, 5] + 1) % vocab
-        expected = (bidirectional(changed)[:, :5] - bidirectional(idx)[:, :5]).abs().max().item()
-        expect(abs(leak_bi - expected) <= 1e-5 + 1e-3 * expected,
-               f"for the unmasked model you report {leak_bi:.4g}; changing token 5 to (id + 1) % vocab_size "
-               f"moves the earlier logits by at most {expected:.4g}. Return the largest absolute change.")
+                original, changed, _ = _recorded_runs(recorder.calls, idx, t)
+                if _largest_change(original, changed, slice(None, t)) is not None:
+                    raise ExerciseFailed(
+                        f"a model whose position {t - 1} reads token {t} got a leak of 0 (t={t}): compare every "
+                        "position before t, including t - 1 (logits[:, :t], not logits[:, :t - 1])."
+                    )
+            _check_reported_value(leak_peek, recorder, idx, t, f"a model whose position {t - 1} reads token {t} (t = {t})")
 
 
 # --------------------------------------------------------------------------- 3. counting

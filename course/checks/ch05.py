@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
@@ -11,11 +12,32 @@ from ..train import TrainConfig, lr_at
 from . import ExerciseFailed, call, exercise_check, expect
 
 
+def _batch(get_batch, data: torch.Tensor, block_size: int, batch_size: int, generator: torch.Generator):
+    """Call the learner's get_batch; a window cut short by the end of the data is explained in words."""
+    try:
+        return call(get_batch, data, block_size, batch_size, generator)
+    except ExerciseFailed as failure:
+        cause = failure.__cause__
+        text = str(cause)
+        short = isinstance(cause, RuntimeError) and "stack expects each tensor to be equal size" in text
+        past_end = isinstance(cause, IndexError) and ("out of bounds" in text or "out of range" in text)
+        if short or past_end:
+            what = ("windows of different lengths could not be stacked" if short
+                    else "an index ran past the end of the data")
+            raise ExerciseFailed(
+                f"with {len(data)} tokens and block_size {block_size}, {what}: a start near the end of the data "
+                f"leaves fewer than block_size + 1 = {block_size + 1} tokens for x and its shifted y. The last "
+                f"valid start is len(data) - block_size - 1 = {len(data) - block_size - 1}: draw the starts with "
+                "torch.randint(len(data) - block_size, (batch_size,), generator=generator)."
+            ) from cause
+        raise
+
+
 @exercise_check("get_batch")
 def check_get_batch(get_batch) -> None:
     data = torch.arange(1000)
     g = torch.Generator().manual_seed(0)
-    out = call(get_batch, data, 8, 5, g)
+    out = _batch(get_batch, data, 8, 5, g)
     expect(isinstance(out, (tuple, list)) and len(out) == 2, "get_batch must return a pair (x, y).")
     x, y = out
     expect(isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor), "x and y must be torch tensors (use torch.stack).")
@@ -30,12 +52,12 @@ def check_get_batch(get_batch) -> None:
     expect(bool((torch.diff(x, dim=1) == 1).all()), "each row of x must be a contiguous window of the data.")
     # every start must be possible, and none may run past the end
     g = torch.Generator().manual_seed(1)
-    starts = torch.cat([call(get_batch, torch.arange(20), 8, 64, g)[0][:, 0] for _ in range(20)])
+    starts = torch.cat([_batch(get_batch, torch.arange(20), 8, 64, g)[0][:, 0] for _ in range(20)])
     expect(int(starts.max()) <= 11, f"a window starts at {int(starts.max())}: with 20 tokens and block 8 the last valid start is 11 (the target needs one more token).")
     expect(int(starts.max()) == 11 and int(starts.min()) == 0, "some valid starts never occur: draw starts from 0 .. len(data) - block_size - 1.")
     # it must use the generator it was given (reproducible batches)
-    a = call(get_batch, data, 8, 5, torch.Generator().manual_seed(3))[0]
-    b = call(get_batch, data, 8, 5, torch.Generator().manual_seed(3))[0]
+    a = _batch(get_batch, data, 8, 5, torch.Generator().manual_seed(3))[0]
+    b = _batch(get_batch, data, 8, 5, torch.Generator().manual_seed(3))[0]
     expect(torch.equal(a, b), "two calls with identically seeded generators gave different batches: pass generator= to torch.randint.")
 
 
@@ -75,9 +97,23 @@ def check_estimate_loss(estimate_loss) -> None:
         model.eval()
         expected = sum(model(x, y)[1].item() for x, y in batches) / len(batches)
         model.train()
-    got = call(estimate_loss, model, batches)
+    grad_modes: list[bool] = []  # torch.is_grad_enabled() at each of the learner's model calls
+    model.tok_emb.register_forward_pre_hook(  # the embedding runs on every call, model(x, y) or model.forward(x, y)
+        lambda module, args: grad_modes.append(torch.is_grad_enabled()))
+    grad_was_on = torch.is_grad_enabled()
+    try:
+        got = call(estimate_loss, model, batches)
+    finally:
+        grad_left_off = grad_was_on and not torch.is_grad_enabled()
+        torch.set_grad_enabled(grad_was_on)
+    expect(not grad_left_off, "after estimate_loss gradients are switched off for everything that follows: use "
+           "`with torch.no_grad():` (or the @torch.no_grad() decorator), which switches them back on at the end, "
+           "not torch.set_grad_enabled(False).")
     if isinstance(got, torch.Tensor):
         expect(not got.requires_grad, "the loss you return still tracks gradients: evaluate under torch.no_grad() and return a float (.item()).")
+        expect(got.numel() == 1, f"estimate_loss returned a tensor of shape {tuple(got.shape)}: return one number, the mean loss.")
+        got = float(got)
+    elif isinstance(got, numbers.Real) and not isinstance(got, bool):
         got = float(got)
     expect(isinstance(got, float) and math.isfinite(got), f"estimate_loss must return a finite float, got {got!r}.")
     if abs(got - expected) > 1e-5:
@@ -85,6 +121,12 @@ def check_estimate_loss(estimate_loss) -> None:
         if abs(float(again) - got) > 1e-6:
             raise ExerciseFailed("two evaluations of the same model on the same batches differ: dropout is still on. Call model.eval() before evaluating.")
         raise ExerciseFailed(f"your loss {got:.5f} differs from the mean batch loss {expected:.5f}: average the loss over all the batches.")
+    if any(grad_modes):
+        raise ExerciseFailed(
+            f"{sum(grad_modes)} of your {len(grad_modes)} model calls ran with gradient tracking on: each one "
+            "built a gradient graph that evaluation never uses (memory and time wasted). Evaluate under "
+            "`with torch.no_grad():` (or decorate estimate_loss with @torch.no_grad())."
+        )
     expect(model.training, "after estimate_loss the model is left in eval mode: put it back with model.train() so training continues with dropout.")
     model.eval()
     call(estimate_loss, model, batches)
