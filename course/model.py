@@ -47,7 +47,7 @@ from torch import Tensor, nn
 
 from .attention import CausalSelfAttention, KVCache
 from .positional import LearnedPositionalEmbedding, RoPE, SinusoidalPositionalEncoding
-from .validate import fraction, one_of, positive_int
+from .validate import dataclass_from_dict, fraction, one_of, positive_int
 
 POSITIONALS = ("learned", "sinusoidal", "rope")
 NORMS = ("layernorm", "rmsnorm")
@@ -119,11 +119,7 @@ class GPTConfig:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "GPTConfig":
         """The config saved by `to_dict`; fields it lacks (saved before they existed) take their defaults."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown GPTConfig fields: {sorted(unknown)}")
-        return cls(**dict(d))
+        return dataclass_from_dict(cls, d)
 
 
 class RMSNorm(nn.Module):

@@ -63,6 +63,17 @@ def _check_pairing(pairing: str) -> str:
     return one_of(pairing, PAIRINGS, "pairing")
 
 
+def _check_explicit_positions(positions: Tensor, offset: int, x: Tensor) -> None:
+    """Positions given explicitly: no offset besides them, and one per time step of ``x`` (time is axis -2)."""
+    if offset != 0:
+        raise ValueError("pass either positions or offset, not both: add the offset to the positions yourself.")
+    if positions.shape[-1] != x.shape[-2]:
+        raise ValueError(
+            f"positions of shape {tuple(positions.shape)} must give one position per time step: "
+            f"their last axis should be {x.shape[-2]}, the time axis of x {tuple(x.shape)}."
+        )
+
+
 def _check_positions(positions: Tensor, limit: int, what: str) -> None:
     if positions.dtype.is_floating_point or positions.dtype.is_complex or positions.dtype == torch.bool:
         raise TypeError(f"positions must be an integer tensor (torch.long), got dtype {positions.dtype}.")
@@ -171,13 +182,7 @@ class SinusoidalPositionalEncoding(nn.Module):
             )
         time = x.shape[-2]
         if positions is not None:
-            if offset != 0:
-                raise ValueError("pass either positions or offset, not both: add the offset to the positions yourself.")
-            if positions.shape[-1] != time:
-                raise ValueError(
-                    f"positions of shape {tuple(positions.shape)} must give one position per time step: "
-                    f"their last axis should be {time}, the time axis of x {tuple(x.shape)}."
-                )
+            _check_explicit_positions(positions, offset, x)
             _check_positions(positions, self.max_positions, f"table of {self.max_positions} positions")
             return self.dropout(x + self.table[positions.to(self.table.device)].to(x.dtype))
         if offset < 0 or offset + time > self.max_positions:
@@ -344,13 +349,8 @@ class RoPE(nn.Module):
         if positions is None:
             offset = non_negative_int(offset, "offset")
             positions = torch.arange(offset, offset + time, device=self.cos.device)
-        elif offset != 0:
-            raise ValueError("pass either positions or offset, not both: add the offset to the positions yourself.")
-        if positions.shape[-1] != time:
-            raise ValueError(
-                f"positions of shape {tuple(positions.shape)} must give one position per time step: "
-                f"their last axis should be {time}, the time axis of x {tuple(x.shape)}."
-            )
+        else:
+            _check_explicit_positions(positions, offset, x)
         cos, sin = self.cos_sin(positions)
         if positions.dim() == 2:  # (batch, time): one row per sequence, same for every head
             if x.dim() != 4 or positions.shape[0] not in (1, x.shape[0]):

@@ -19,10 +19,11 @@ off during the run. The last step of a run is always logged, evaluated and saved
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from .model import GPTConfig
+from .validate import dataclass_from_dict
 
 INTERVALS = ("eval_interval", "log_interval", "sample_interval", "checkpoint_interval")
 
@@ -99,11 +100,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown TrainConfig fields: {sorted(unknown)}")
-        return cls(**d)
+        return dataclass_from_dict(cls, d)
 
 
 def every(step: int, interval: int) -> bool:

@@ -19,7 +19,8 @@ as an assignment. Messages name the argument, what it must be and what it got.
 from __future__ import annotations
 
 import math
-from typing import Any, Collection, TypeVar
+from dataclasses import fields
+from typing import Any, Collection, Mapping, TypeVar
 
 import numpy as np
 
@@ -112,3 +113,14 @@ def as_float_array(x: Any, name: str) -> np.ndarray:
     if not np.issubdtype(a.dtype, np.floating) or a.dtype == np.float16:
         a = a.astype(np.float64)
     return a
+
+
+def dataclass_from_dict(cls: type[T], d: Mapping[str, Any]) -> T:
+    """``cls(**d)`` for a dataclass read back from a file, refusing unknown keys by name.
+
+    Keys it lacks take their defaults (fields added after the file was written).
+    """
+    unknown = set(d) - {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
+    return cls(**dict(d))
