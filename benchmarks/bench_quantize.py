@@ -1,13 +1,17 @@
-"""Benchmark for chapter 08: a linear layer in float32, int8 weight-only (ours) and PyTorch dynamic int8.
+"""Benchmark for chapter 08: a linear layer in float32, int8 weight-only (ours) and a fused int8 kernel.
 
 One ``nn.Linear(1024, 4096)`` (a GPT-2-small-sized MLP layer, 4.2M weights) on
 the CPU, for a batch of 1 row (decoding one token) and of 256 rows (a prompt or
 a training batch). Our `Int8Linear` converts its int8 weights to float at every
-call, so it saves memory, not time; PyTorch's dynamic quantization multiplies
-in int8 (fbgemm/onednn). Each time is the median of ``REPEATS`` runs after a
-warm-up; outputs are checked against the float layer. Writes
-benchmarks/results/quantize.json. Run: ``python benchmarks/bench_quantize.py``
-(about 20 seconds on 2 cores).
+call, so it saves memory, not time. The third variant feeds the *same* int8
+weights and per-channel scales to ``torch._weight_int8pack_mm``, PyTorch's fused
+weight-only int8 matrix multiply for the CPU (a private ATen operator: it is
+used where the installed torch has it, and the results say whether it did),
+which applies the scales inside the kernel instead of building a float copy of
+the weights. PyTorch's older dynamic quantization API is deprecated and not
+used. Each time is the median of ``REPEATS`` runs after a warm-up; outputs are
+checked against the float layer. Writes benchmarks/results/quantize.json. Run:
+``python benchmarks/bench_quantize.py`` (about 20 seconds on 2 cores).
 """
 
 from __future__ import annotations
@@ -21,17 +25,45 @@ import time
 from pathlib import Path
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from course.quantize import Int8Linear, serialized_bytes, torch_dynamic_int8  # noqa: E402
+from course.quantize import Int8Linear, serialized_bytes  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "quantize.json"
 REPEATS = 20
 ROWS = (1, 256)
+FUSED_OP = "_weight_int8pack_mm"
+
+
+class FusedInt8Linear(nn.Module):
+    """The weights and scales of an `Int8Linear`, multiplied by PyTorch's fused int8 weight-only kernel."""
+
+    def __init__(self, layer: Int8Linear) -> None:
+        super().__init__()
+        self.register_buffer("qweight", layer.qweight.contiguous())
+        self.register_buffer("scale", layer.scale.clone())
+        self.register_buffer("bias", None if layer.bias is None else layer.bias.clone())
+
+    def forward(self, x: Tensor) -> Tensor:
+        flat = x.reshape(-1, x.shape[-1]).contiguous()
+        y = getattr(torch, FUSED_OP)(flat, self.qweight, self.scale.to(x.dtype)).reshape(*x.shape[:-1], -1)
+        return y if self.bias is None else y + self.bias.to(x.dtype)
+
+
+def fused_int8(layer: Int8Linear) -> tuple[nn.Module | None, str]:
+    """`FusedInt8Linear` of ``layer`` where this torch has the fused kernel and it runs, else (None, why)."""
+    if not hasattr(torch, FUSED_OP):
+        return None, f"torch.{FUSED_OP} is not in torch {torch.__version__}"
+    fused = FusedInt8Linear(layer)
+    try:
+        fused(torch.zeros(1, layer.in_features))
+    except Exception as err:  # an unsupported CPU or build
+        return None, f"torch.{FUSED_OP} failed: {type(err).__name__}: {err}"
+    return fused, f"torch.{FUSED_OP}"
 
 
 def median_seconds(fn) -> float:
@@ -48,12 +80,13 @@ def median_seconds(fn) -> float:
 def main() -> dict:
     torch.manual_seed(0)
     layer = nn.Linear(1024, 4096).eval()
-    layers = {"float32": layer, "int8 weight-only (ours)": Int8Linear.from_linear(layer)}
-    dynamic, how = torch_dynamic_int8(nn.Sequential(layer))
-    if dynamic is not None:
-        layers["int8 dynamic (PyTorch)"] = dynamic
+    ours = Int8Linear.from_linear(layer)
+    layers = {"float32": layer, "int8 weight-only (ours)": ours}
+    fused, how = fused_int8(ours)
+    if fused is not None:
+        layers["int8 fused kernel"] = fused
     result: dict = {"machine": {"cpu_count": os.cpu_count(), "threads": torch.get_num_threads(), "torch": torch.__version__,
-                                "platform": platform.platform()}, "dynamic_quantization": how, "rows": {}}
+                                "platform": platform.platform()}, "fused_int8_kernel": how, "rows": {}}
     result["bytes"] = {name: serialized_bytes(m) for name, m in layers.items()}
     for rows in ROWS:
         x = torch.randn(rows, 1024)

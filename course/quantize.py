@@ -19,15 +19,19 @@ speed needs integer kernels, which plain PyTorch on a CPU does not use here.
 
 `quantize_model` swaps every linear layer of a model (except one that shares its
 weight with an embedding, such as GPT-2's tied head) and returns a new model;
-`serialized_bytes` measures the size of a saved state dict; `torch_dynamic_int8`
-runs PyTorch's own dynamic quantization for comparison.
+`serialized_bytes` measures the size of a saved state dict.
+
+*Dynamic* quantization goes one step further than this module: it also rounds each
+layer's input to int8 on the fly, per batch, and multiplies in integers. PyTorch's
+old API for it is deprecated (its successor lives in the separate ``torchao``
+package), so the course does not use it; `benchmarks/bench_quantize.py` compares
+`Int8Linear` with float32 and with a fused weight-only int8 kernel instead.
 """
 
 from __future__ import annotations
 
 import copy
 import io
-import warnings
 
 import torch
 import torch.nn.functional as F
@@ -189,21 +193,3 @@ def serialized_bytes(model: nn.Module) -> int:
     torch.save(model.state_dict(), buffer)
     return buffer.getbuffer().nbytes
 
-
-def torch_dynamic_int8(model: nn.Module) -> tuple[nn.Module | None, str]:
-    """PyTorch's built-in dynamic int8 quantization of the linear layers, or (None, the error) where it fails.
-
-    ``torch.ao.quantization.quantize_dynamic`` is deprecated in recent PyTorch
-    (its successor lives in the separate ``torchao`` package); its deprecation
-    warnings are silenced here, and the message returned says what happened.
-    """
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            from torch.ao.quantization import quantize_dynamic
-
-            quantized = quantize_dynamic(copy.deepcopy(model).eval(), {nn.Linear}, dtype=torch.qint8)
-    except Exception as err:  # unsupported build, removed API, missing engine
-        return None, f"{type(err).__name__}: {err}"
-    kinds = sorted({type(w.message).__name__ for w in caught})
-    return quantized, ("works, with " + ", ".join(kinds)) if kinds else "works"
