@@ -3,7 +3,7 @@
 The chapter's concepts live in their own modules; this one re-exports them, so
 ``from course.finetune import ...`` keeps working for every name:
 
-* `course.sft`: tasks (`word_task_examples`, `corpus_words`, `split_words`), the
+* `course.sft`: tasks (`word_task_examples`, `corpus_words`, `split_words`, `split_words_three`), the
   response-only loss (`encode_sft`, `response_targets`, `IGNORE`), `greedy_complete`
   and `exact_match`;
 * `course.classification`: `speaker_examples`, `GPTClassifier`, the
@@ -50,6 +50,7 @@ from .sft import (
     greedy_complete,
     response_targets,
     split_words,
+    split_words_three,
     word_task_examples,
 )
 from .train import TrainConfig
@@ -116,6 +117,6 @@ __all__ = [
     "apply_lora", "apply_word_task", "bag_of_chars", "batches", "classification_loss", "confusion_matrix",
     "corpus_words", "count_parameters", "encode_sft", "exact_match", "finetune_config", "fit_logistic_regression",
     "greedy_complete", "linear_layer_names", "merge_lora", "optimizer_state_bytes", "predict_classes",
-    "remove_lora", "response_targets", "restrict_to_vocab", "set_dropout", "speaker_examples", "split_words",
+    "remove_lora", "response_targets", "restrict_to_vocab", "set_dropout", "speaker_examples", "split_words", "split_words_three",
     "word_task_examples",
 ]

@@ -80,6 +80,26 @@ def split_words(words: Sequence[str], test_fraction: float, seed: int) -> tuple[
     return [words[i] for i in order[:cut]], [words[i] for i in order[cut:]]
 
 
+def split_words_three(words: Sequence[str], val_fraction: float, test_fraction: float,
+                      seed: int) -> tuple[list[str], list[str], list[str]]:
+    """Shuffle ``words`` with ``seed`` and split them into disjoint (train, validation, test) lists.
+
+    The validation words are for every choice made while developing (learning
+    rate, rank, when to stop); the test words are scored once, at the end.
+    """
+    for name, f in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0.0 < f < 1.0:
+            raise ValueError(f"{name} must be between 0 and 1, got {f}.")
+    if val_fraction + test_fraction >= 1.0:
+        raise ValueError(f"val_fraction + test_fraction must leave words to train on, got {val_fraction + test_fraction}.")
+    order = np.random.default_rng(seed).permutation(len(words))
+    n_test = int(round(len(words) * test_fraction))
+    n_val = int(round(len(words) * val_fraction))
+    cut = len(words) - n_test - n_val
+    return ([words[i] for i in order[:cut]], [words[i] for i in order[cut:cut + n_val]],
+            [words[i] for i in order[cut + n_val:]])
+
+
 # ============================================================================ the response-only loss
 
 

@@ -1,4 +1,4 @@
-"""Figures of chapter 07 (fine-tuning): adaptation vs forgetting, overfitting curves, confusion matrices, a sweep heat map."""
+"""Figures of chapter 07 (fine-tuning): adaptation vs forgetting, overfitting curves, confusion matrices, a learning-rate sweep, results over seeds."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ def plot_adaptation(steps: Sequence[int], new_domain: Sequence[float], old_domai
     return fig
 
 
-def plot_overfitting(runs: Mapping[str, Mapping[str, Sequence[float]]], best_steps: Mapping[str, int] | None = None) -> Figure:
+def plot_overfitting(runs: Mapping[str, Mapping[str, Sequence[float]]], best_steps: Mapping[str, int] | None = None,
+                     title: str = "Fine-tuning on a tiny set: train falls, validation turns up (★ = best)") -> Figure:
     """Train (dashed) and validation (solid) loss of several runs; each run a dict with eval_step, train_loss, val_loss."""
     fig, ax = plt.subplots(figsize=(7, 3.8))
     for i, (name, h) in enumerate(runs.items()):
@@ -36,7 +37,7 @@ def plot_overfitting(runs: Mapping[str, Mapping[str, Sequence[float]]], best_ste
             ax.plot([best_steps[name]], [h["val_loss"][k]], "*", color=color, markersize=12)
     ax.set_xlabel("step")
     ax.set_ylabel("loss on the response tokens")
-    ax.set_title("Fine-tuning on a tiny set: train falls, validation turns up (★ = best)")
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
@@ -60,20 +61,48 @@ def plot_confusion(matrices: Mapping[str, np.ndarray], labels: Sequence[str]) ->
     return fig
 
 
-def plot_sweep(values: np.ndarray, lrs: Sequence[float], ranks: Sequence[int], what: str = "validation loss") -> Figure:
-    """A heat map of ``values[i, j]`` for learning rate ``lrs[i]`` and LoRA rank ``ranks[j]``; the best cell is boxed."""
-    values = np.asarray(values, dtype=float)
-    fig, ax = plt.subplots(figsize=(4.8, 3.6))
-    im = ax.imshow(values, cmap="viridis_r", aspect="auto")
-    for (r, c), v in np.ndenumerate(values):
-        ax.text(c, r, f"{v:.2f}", ha="center", va="center", color="white" if v > np.nanmedian(values) else "black")
-    best = np.unravel_index(int(np.nanargmin(values)), values.shape)
-    ax.add_patch(plt.Rectangle((best[1] - 0.5, best[0] - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
-    ax.set_xticks(range(len(ranks)), [str(r) for r in ranks])
-    ax.set_yticks(range(len(lrs)), [f"{lr:g}" for lr in lrs])
-    ax.set_xlabel("LoRA rank r")
-    ax.set_ylabel("learning rate")
-    ax.set_title(f"{what} (lower is better)")
-    fig.colorbar(im, ax=ax)
+def plot_lr_sweep(lrs: Sequence[float], losses: Sequence[float], title: str = "",
+                  what: str = "validation loss") -> Figure:
+    """``losses[i]`` against learning rate ``lrs[i]`` on a log axis; the best point is circled."""
+    lrs, losses = np.asarray(lrs, dtype=float), np.asarray(losses, dtype=float)
+    if lrs.ndim != 1 or lrs.shape != losses.shape or lrs.size == 0:
+        raise ValueError(f"need one loss per learning rate, got {lrs.shape} learning rates and {losses.shape} losses.")
+    if np.any(lrs <= 0):
+        raise ValueError("learning rates must be positive (they are drawn on a log axis).")
+    fig, ax = plt.subplots(figsize=(5.2, 3.4))
+    ax.semilogx(lrs, losses, "o-")
+    best = int(np.nanargmin(losses))
+    ax.plot([lrs[best]], [losses[best]], "o", markersize=16, markerfacecolor="none", markeredgecolor="red",
+            markeredgewidth=2, label="chosen")
+    ax.set_xticks(lrs, [f"{lr:g}" for lr in lrs])
+    ax.minorticks_off()
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel(f"{what} (lower is better)")
+    ax.set_title(title or f"{what} per learning rate")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_seed_results(results: Mapping[str, Sequence[float]], xlabel: str, title: str = "",
+                      percent: bool = False) -> Figure:
+    """One row per setting: each seed's result as a dot, the mean as a bar across them."""
+    if not results:
+        raise ValueError("no results to plot.")
+    scale = 100.0 if percent else 1.0
+    names = list(results)
+    fig, ax = plt.subplots(figsize=(7, 0.55 * len(names) + 1.4))
+    for row, name in enumerate(names):
+        values = np.asarray(results[name], dtype=float) * scale
+        if values.size == 0:
+            raise ValueError(f"{name!r} has no results.")
+        ax.plot(values, np.full(values.shape, row), "o", color=f"C{row}", alpha=0.8, markersize=7)
+        ax.plot([values.mean()] * 2, [row - 0.3, row + 0.3], "-", color="black", linewidth=2)
+    ax.set_yticks(range(len(names)), names)
+    ax.set_ylim(len(names) - 0.5, -0.5)
+    ax.set_xlabel(xlabel + (" (%)" if percent else ""))
+    ax.set_title(title or "one dot per seed, the bar is the mean")
+    ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig
