@@ -190,11 +190,16 @@ def test_a_dangling_pointer_is_a_clear_error_not_a_restart(run_with_two_checkpoi
     assert Trainer(tiny_config(out_dir=str(out), resume=True), data=tiny_data()).step == 2
 
 
+def _truncate_in_latest(out, file):
+    """Cut ``file`` of the latest checkpoint (ckpt_0000004) to half its size, as a crash mid-write would."""
+    path = out / "ckpt_0000004" / file
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
 @pytest.mark.parametrize("file", ["model.safetensors", "state.pt"])
 def test_a_truncated_file_is_a_clear_error(run_with_two_checkpoints, file):
     out = run_with_two_checkpoints
-    path = out / "ckpt_0000004" / file
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    _truncate_in_latest(out, file)
     with pytest.raises(CheckpointError, match="the checkpoint is damaged") as err:
         Trainer(tiny_config(out_dir=str(out), resume=True), data=tiny_data())
     message = str(err.value)
@@ -209,8 +214,7 @@ def test_a_truncated_tokenizer_or_config_is_a_clear_error(run_with_two_checkpoin
     from course.checkpoint import load_tokenizer
 
     out = run_with_two_checkpoints
-    path = out / "ckpt_0000004" / file
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    _truncate_in_latest(out, file)
     with pytest.raises(CheckpointError, match="the checkpoint is damaged") as err:
         load_tokenizer(out)
     assert file in str(err.value) and "'ckpt_0000002'" in str(err.value)
