@@ -28,7 +28,8 @@ on fixed batches, samples and checkpoints. On CUDA: bf16 autocast,
 ``torch.compile``, fused AdamW and TF32; plain float32 elsewhere. ``resume=True``
 continues exactly where a run stopped (on CPU the losses equal those of an
 uninterrupted run); Ctrl-C saves a checkpoint before stopping, undoing a step it
-cuts short first. Progress: a ``tqdm.auto`` bar, and a JSONL log of every metric
+cuts short first. Progress: a ``tqdm.auto`` bar (none when ``COURSE_NO_PROGRESS=1``,
+as in the book's executed copies), and a JSONL log of every metric
 (``metrics.jsonl`` in ``out_dir``). The `Trainer` never changes the config it is
 given: ``trainer.config`` is its own copy (with the tokenizer's vocabulary size).
 """
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -358,7 +360,10 @@ class Trainer:
         c = self.config
         end = c.max_iters if max_iters is None else max_iters
         self.model.train()
-        bar = tqdm(total=end, initial=self.step, disable=not (c.progress and self.dist.is_main), desc="training", dynamic_ncols=True)
+        # COURSE_NO_PROGRESS=1 (set when the book's notebooks are executed): a notebook bar is a live widget,
+        # and a stored copy would show it frozen at "0%"; the log lines say what happened instead.
+        show = c.progress and self.dist.is_main and os.environ.get("COURSE_NO_PROGRESS") != "1"
+        bar = tqdm(total=end, initial=self.step, disable=not show, desc="training", dynamic_ncols=True)
         start, start_step, start_tokens = time.perf_counter(), self.step, self.tokens_seen
         interrupted, checkpoint = False, None
         try:

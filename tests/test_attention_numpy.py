@@ -611,3 +611,21 @@ def test_explorer_figure_and_widget_build():
     box = attention_explorer(["One word, good citizens.", "Speak, speak."])
     assert len(box.children) == 3
     plt.close("all")
+
+
+def test_heatmap_tick_labels_do_not_overlap():
+    """40 characters per axis (chapter 05's trained heads): the tick labels stay apart, on both axes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    tokens = list("First Citizen:\nBefore we proceed any fur")[:40]
+    assert len(tokens) == 40
+    fig = attention_heatmaps({"a": np.eye(40), "b": np.eye(40)}, tokens, ncols=2, panel_size=5.0)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes[:2]:
+        for labels, lo, hi in ((ax.get_yticklabels(), "y0", "y1"), (ax.get_xticklabels(), "x0", "x1")):
+            boxes = sorted((t.get_window_extent(renderer) for t in labels if t.get_text()), key=lambda b: getattr(b, lo))
+            assert len(boxes) == 40
+            for a, b in zip(boxes, boxes[1:]):
+                assert getattr(a, hi) <= getattr(b, lo) + 0.5, "tick labels overlap"

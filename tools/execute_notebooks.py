@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -72,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="CPU kernel configuration (tools/kernels.py); committed notebooks use 'reference'")
     args = parser.parse_args(argv)
     env = kernels.apply(args.kernels)  # inherited by every kernel started below
+    os.environ["COURSE_NO_PROGRESS"] = "1"  # no progress bars in the stored copies: they would show "0%" (course.train)
     seen = kernels.observed()
     record = {"profile": args.kernels, **env, "cpu_capability": seen["cpu_capability"],
               "torch_threads": seen["torch_threads"]}

@@ -31,15 +31,21 @@ def _labels(tokens: Sequence[str]) -> list[str]:
     return [str(t) if str(t).strip() else repr(str(t)) for t in tokens]
 
 
+def _tick_fontsize(panel_inches: float, n_tokens: int) -> float:
+    """A tick-label size (points) that lets ``n_tokens`` labels sit side by side on a panel of that width."""
+    return float(np.clip(0.8 * 72.0 * panel_inches / max(n_tokens, 1), 5.0, 10.0))
+
+
 def _draw(ax: Any, w: np.ndarray, q_tokens: Sequence[str] | None, k_tokens: Sequence[str] | None,
-          title: str, annotate: bool, vmax: float | None) -> Any:
+          title: str, annotate: bool, vmax: float | None, tick_fontsize: float | None = None) -> Any:
     image = ax.imshow(w, cmap="Blues", vmin=0.0, vmax=vmax if vmax is not None else max(float(w.max()), 1e-12),
                       aspect="equal", interpolation="nearest")
     t_q, t_k = w.shape
     if k_tokens is not None:
-        ax.set_xticks(range(t_k), _labels(k_tokens), rotation=60, ha="right", rotation_mode="anchor")
+        ax.set_xticks(range(t_k), _labels(k_tokens), rotation=90 if t_k > 16 else 60, ha="right",
+                      rotation_mode="anchor", fontsize=tick_fontsize)
     if q_tokens is not None:
-        ax.set_yticks(range(t_q), _labels(q_tokens))
+        ax.set_yticks(range(t_q), _labels(q_tokens), fontsize=tick_fontsize)
     ax.set_xlabel("key (attended to)")
     ax.set_ylabel("query (attending)")
     ax.tick_params(length=0)
@@ -136,11 +142,12 @@ def attention_heatmaps(
     fig, axes = new_figure(panel_size * ncols + 1.0, (panel_size + 0.8) * nrows + (0.4 if suptitle else 0.0),
                            nrows=nrows, ncols=ncols, squeeze=False)
     image = None
+    tick_fontsize = _tick_fontsize(panel_size, max(max(a.shape) for a in arrays))
     for idx, ax in enumerate(axes.ravel()):
         if idx >= len(arrays):
             ax.axis("off")
             continue
-        image = _draw(ax, arrays[idx], tokens, key_tokens, titles[idx], annotate, vmax)
+        image = _draw(ax, arrays[idx], tokens, key_tokens, titles[idx], annotate, vmax, tick_fontsize)
         if idx % ncols:
             ax.set_ylabel("")
         if idx < len(arrays) - ncols:
