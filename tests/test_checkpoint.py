@@ -268,8 +268,23 @@ def test_resume_after_an_interrupted_step_equals_an_uninterrupted_run(tmp_path, 
     assert same_weights(weights(resumed_trainer), weights(straight_trainer))
 
 
+@pytest.fixture
+def python_handles_ctrl_c():
+    """Python's own Ctrl-C handler, whatever the test run inherited.
+
+    A process started in the background by a non-interactive shell (``cmd &``) inherits
+    SIGINT as *ignored*, and Python then installs no KeyboardInterrupt handler: a
+    Ctrl-C sent by this test would be lost, and the Trainer rightly leaves an
+    inherited handler alone.
+    """
+    before = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-def test_ctrl_c_during_the_update_lets_the_step_finish(tmp_path):
+def test_ctrl_c_during_the_update_lets_the_step_finish(tmp_path, python_handles_ctrl_c):
     data = tiny_data()
     straight_trainer = Trainer(tiny_config(max_iters=8), data=data)
     straight = straight_trainer.train()
