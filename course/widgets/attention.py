@@ -30,6 +30,7 @@ from course.attention_numpy import (
     split_heads,
 )
 from course.plots.attention import attention_heatmap
+from course.widgets.explorer import Explorer, static_face
 
 _WORD = re.compile(r"\w+(?:'\w+)?|[^\w\s]")
 
@@ -115,7 +116,7 @@ def attention_figure(
     return attention_heatmap(maps.weights[head], maps.tokens, title=title)
 
 
-def attention_explorer(sentences: Sequence[str], *, n_heads: int = 4, seed: int = 0):  # -> ipywidgets.VBox
+def attention_explorer(sentences: Sequence[str], *, n_heads: int = 4, seed: int = 0) -> Explorer:
     """Pick the sentence, the head, the scale and the mask; the heat map redraws."""
     import ipywidgets as w
     import matplotlib.pyplot as plt
@@ -142,7 +143,11 @@ def attention_explorer(sentences: Sequence[str], *, n_heads: int = 4, seed: int 
     for control in (sentence, head, scale, causal):
         control.observe(redraw, names="value")
     redraw()
-    return w.VBox([sentence, w.HBox([head, scale, causal]), out])
+    face_fig = attention_figure(sentences[0], 0, scale=1.0, causal=True, n_heads=n_heads, seed=seed)
+    face = static_face(face_fig, f"the first of {len(sentences)} sentences, head 0 of {n_heads}, scale 1, causal mask")
+    plt.close(face_fig)
+    return Explorer([sentence, w.HBox([head, scale, causal]), out], face=face,
+                    description=f"Attention explorer ({len(sentences)} sentences, {n_heads} heads)")
 
 
 __all__ = ["AttentionMaps", "attention_explorer", "attention_figure", "attention_maps", "word_tokens"]

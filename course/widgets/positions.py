@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 
 from course.plots.positions import positions_explorer as _draw
 from course.positional import sinusoidal_table, wavelengths
+from course.widgets.explorer import Explorer, static_face
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def explorer_figure(dim: int = 64, base: float = 10000.0, num_positions: int = 1
     return _draw(data.table, data.offsets, data.similarity, data.wavelengths, title=data.summary)
 
 
-def positions_explorer(dim: int = 64, base: float = 10000.0, num_positions: int = 100):  # -> ipywidgets.VBox
+def positions_explorer(dim: int = 64, base: float = 10000.0, num_positions: int = 100) -> Explorer:
     """Sliders for the dimension and the base, and the figure that follows them."""
     import ipywidgets as w
     import matplotlib.pyplot as plt
@@ -82,7 +83,11 @@ def positions_explorer(dim: int = 64, base: float = 10000.0, num_positions: int 
     dim_slider.observe(redraw, names="value")
     base_slider.observe(redraw, names="value")
     redraw()
-    return w.VBox([w.HBox([dim_slider, base_slider]), out])
+    face_fig = explorer_figure(dim, base, num_positions)
+    face = static_face(face_fig, f"dim = {dim}, base = {base:g}; sliders: dim 2 to 256, base 10 to 10^6")
+    plt.close(face_fig)
+    return Explorer([w.HBox([dim_slider, base_slider]), out], face=face,
+                    description=f"Position-encoding explorer (dim = {dim}, base = {base:g})")
 
 
 __all__ = ["ExplorerData", "explorer_data", "explorer_figure", "positions_explorer"]

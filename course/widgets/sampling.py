@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from course.model import GPT
 from course.plots.sampling import before_after
 from course.sampling import entropy, generate_text, next_token_probs
+from course.widgets.explorer import Explorer, static_face
 
 
 @dataclass(frozen=True)
@@ -85,25 +86,40 @@ def explorer_figure(result: Exploration) -> Figure:
     return fig
 
 
-def sampling_explorer(model: GPT, tokenizer, prompt: str = "ROMEO:\n", n_tokens: int = 200):  # -> ipywidgets.VBox
-    """Controls for the prompt and the settings; the generated text and the distribution follow them."""
+def sampling_explorer(
+    model: GPT,
+    tokenizer,
+    prompt: str = "ROMEO:\n",
+    n_tokens: int = 200,
+    *,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    seed: int = 0,
+) -> Explorer:
+    """Controls for the prompt and the settings; the generated text and the distribution follow them.
+
+    The keyword arguments set where the controls start (the view the picture in
+    the book shows).
+    """
     import ipywidgets as w
     import matplotlib.pyplot as plt
     from IPython.display import display
 
     style = {"description_width": "90px"}
     prompt_box = w.Textarea(value=prompt, description="prompt", layout=w.Layout(width="420px", height="60px"), style=style)
-    temperature = w.FloatSlider(value=1.0, min=0.05, max=2.0, step=0.05, description="temperature", continuous_update=False, style=style)
-    top_k = w.IntSlider(value=0, min=0, max=model.config.vocab_size, description="top-k (0 off)", continuous_update=False, style=style)
-    top_p = w.FloatSlider(value=1.0, min=0.05, max=1.0, step=0.05, description="top-p (1 off)", continuous_update=False, style=style)
-    seed = w.IntText(value=0, description="seed", style=style)
+    start = explore(model, tokenizer, prompt, temperature, top_k, top_p, seed, n_tokens)  # fails early on a bad prompt
+    t_slider = w.FloatSlider(value=temperature, min=0.05, max=2.0, step=0.05, description="temperature", continuous_update=False, style=style)
+    k_slider = w.IntSlider(value=top_k, min=0, max=model.config.vocab_size, description="top-k (0 off)", continuous_update=False, style=style)
+    p_slider = w.FloatSlider(value=top_p, min=0.05, max=1.0, step=0.05, description="top-p (1 off)", continuous_update=False, style=style)
+    seed_box = w.IntText(value=seed, description="seed", style=style)
     out = w.Output()
 
     def redraw(_change: object = None) -> None:
         out.clear_output(wait=True)
         with out:
             try:
-                result = explore(model, tokenizer, prompt_box.value, temperature.value, top_k.value, top_p.value, seed.value, n_tokens)
+                result = explore(model, tokenizer, prompt_box.value, t_slider.value, k_slider.value, p_slider.value, seed_box.value, n_tokens)
             except ValueError as err:  # e.g. a character the tokenizer does not know
                 print(f"cannot sample: {err}")
                 return
@@ -112,7 +128,11 @@ def sampling_explorer(model: GPT, tokenizer, prompt: str = "ROMEO:\n", n_tokens:
             display(fig)
             plt.close(fig)
 
-    for control in (prompt_box, temperature, top_k, top_p, seed):
+    for control in (prompt_box, t_slider, k_slider, p_slider, seed_box):
         control.observe(redraw, names="value")
     redraw()
-    return w.VBox([w.HBox([w.VBox([prompt_box, seed]), w.VBox([temperature, top_k, top_p])]), out])
+    face_fig = explorer_figure(start)
+    face = static_face(face_fig, f"prompt {prompt!r}, {start.summary.split(':')[0]}")
+    plt.close(face_fig)
+    return Explorer([w.HBox([w.VBox([prompt_box, seed_box]), w.VBox([t_slider, k_slider, p_slider])]), out], face=face,
+                    description=f"Sampling explorer (prompt {prompt!r})")
