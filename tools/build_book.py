@@ -18,14 +18,28 @@ ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "_build"
 
 
-def main() -> int:
-    config = yaml.safe_load((ROOT / "book.yml").read_text(encoding="utf-8"))
+def book_config(config: dict) -> tuple[dict, dict]:
+    """Split book.yml into (Jupyter Book config, toc), checking the toc and the repository setting."""
+    config = dict(config)
     toc = config.pop("toc")
     for part in toc.get("parts", []):
         for chapter in part["chapters"]:
             f = chapter["file"]
             if not any((ROOT / f).with_suffix(s).is_file() for s in (".ipynb", ".md")):
                 raise SystemExit(f"book.yml lists {f}, which does not exist")
+    if not (config.get("repository") or {}).get("url"):
+        # no public repository configured (tools/set_repository.py): buttons would point nowhere
+        config.pop("launch_buttons", None)
+        config.pop("repository", None)
+        config["html"] = {**config.get("html", {}), "use_repository_button": False}
+    local = (config.get("sphinx") or {}).get("local_extensions") or {}
+    for name, folder in local.items():  # relative to the repository, not to _build/ where the config goes
+        local[name] = str((ROOT / folder).resolve())
+    return config, toc
+
+
+def main() -> int:
+    config, toc = book_config(yaml.safe_load((ROOT / "book.yml").read_text(encoding="utf-8")))
     BUILD.mkdir(exist_ok=True)
     (BUILD / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False), encoding="utf-8")
     (BUILD / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")

@@ -43,7 +43,9 @@ def execute(md: Path, timeout: int = 1200, record: dict | None = None) -> float:
     for i, cell in enumerate(nb.cells):  # stable ids: re-executing an unchanged chapter changes no id
         digest = hashlib.sha1(cell.source.encode("utf-8")).hexdigest()[:8]
         cell.id = f"c{i:03d}-{digest}"
-    nb.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"})
+    # ipykernel's own kernelspec: JupyterLab writes it into any notebook it runs, so a
+    # notebook stored with another display name shows as modified as soon as it opens
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     client = NotebookClient(
         nb,
         timeout=timeout,
