@@ -2,6 +2,7 @@
 #   make book     execute every chapter and render the Jupyter Book to _build/html
 #   make test     the whole test suite (unit tests, exercises, pairing, nbval)
 #   make lab      JupyterLab (with jupyterlab-myst) on notebooks/
+#   make browser-test  the book and JupyterLab in headless Chromium (screenshots in _build/browser/)
 #   make student  the student edition (solutions removed, outputs cleared) in _build/student
 #   make bench    the performance benchmarks (results in benchmarks/results/)
 #   make grade SUBMISSIONS=folder   grade students' notebooks (RUNS THEIR CODE: docs/GRADING.md)
@@ -14,7 +15,7 @@ STAMP := $(VENV)/.installed
 # CPU wheel; a looser spec would download a multi-GB CUDA build.
 TORCH_PIN := $(shell grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
 
-.PHONY: setup book execute render test lab student bench grade clean
+.PHONY: setup book execute render test lab browser-test student bench grade clean
 
 setup: $(STAMP)
 
@@ -41,8 +42,23 @@ book: execute render
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The course's JupyterLab settings (lab/overrides.json): a chapter's .md opens as a
+# notebook (jupytext), no pop-up asks about news. browser_tests/test_lab.py uses these flags.
+LAB_FLAGS := --LabApp.app_settings_dir=$(CURDIR)/lab
+
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab $(LAB_FLAGS) notebooks/
+
+# The rendered book and JupyterLab in headless Chromium (browser_tests/; screenshots in
+# _build/browser/). Needs Debian's chromium: installed here when missing and run as root.
+browser-test: $(STAMP)
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null; \
+	  else echo "browser-test needs Chromium: sudo apt-get install chromium (or set COURSE_CHROMIUM)"; exit 2; fi; }
+	$(PY) -m pip install --quiet -e ".[browser]"
+	test -f _build/html/index.html || $(MAKE) render
+	$(PY) -m pytest browser_tests -p no:nbval -o addopts="-ra" $(PYTEST_ARGS)
 
 student: $(STAMP)
 	$(PY) tools/make_student.py --out _build/student
