@@ -78,6 +78,9 @@ def test_page(page, book_url, shots, name):
     assert page.evaluate(BROKEN_IMAGES) == [], f"{name}: images that do not load"
     text = page.inner_text("body")
     assert "Traceback" not in text, f"{name}: a Python traceback is shown"
+    assert "COURSE_REPOSITORY" not in text, f"{name}: the Colab setup cell is shown (it is tagged remove-cell)"
+    raw = re.findall(r"(?:VBox|HBox|IntSlider|FloatSlider|Output)\(|<Figure size [^>]*>|<matplotlib\.[^>]*>", text)
+    assert not raw, f"{name}: raw Python reprs shown instead of their pictures: {raw[:3]}"
     assert page.locator("script[type='application/vnd.jupyter.widget-view+json']").count() == 0, (
         f"{name}: a widget view without a kernel renders as an empty box (book.yml: nb_mime_priority_overrides)")
     assert page.evaluate(EMPTY_OUTPUTS) == [], f"{name}: output areas with nothing in them (cells shown)"
