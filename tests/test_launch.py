@@ -130,22 +130,36 @@ def test_set_repository_refuses_what_is_not_a_repository_url(tmp_path, bad):
     assert book.read_bytes() == (ROOT / "book.yml").read_bytes()
 
 
-def _run_setup_cell(source: str, tmp_path: Path) -> subprocess.CompletedProcess:
-    """Run the setup cell where `import course` fails, with pip replaced by a recorder."""
+def _run_setup_cell(source: str, tmp_path: Path, hidden: str = "course") -> subprocess.CompletedProcess:
+    """Run the setup cell as Colab would: a kernel where `import course` fails, HOME in tmp_path.
+
+    Prints, as JSON, where `course` then comes from, the working folder, and the
+    pip commands the cell ran (recorded, not run: this machine has every dependency).
+    """
     script = textwrap.dedent('''
-        import importlib.util, json, subprocess, sys
-        real_find_spec = importlib.util.find_spec
-        importlib.util.find_spec = lambda name, *a: None if name.split(".")[0] == "course" else real_find_spec(name, *a)
-        calls = []
-        subprocess.run = lambda cmd, check=False: calls.append(cmd)
-        try:
-            exec(compile(open(sys.argv[1]).read(), "setup-cell", "exec"), {})
-        finally:
-            print(json.dumps(calls))
+        import importlib.util, json, os, subprocess, sys
+        real_find_spec, real_run = importlib.util.find_spec, subprocess.run
+        hidden = os.environ["HIDDEN_MODULES"].split(",")
+        importlib.util.find_spec = lambda name, *a: None if name.split(".")[0] in hidden else real_find_spec(name, *a)
+        pip_calls = []
+        def run(cmd, **kwargs):
+            if cmd[:3] == [sys.executable, "-m", "pip"]:
+                pip_calls.append(cmd)
+                return None
+            return real_run(cmd, **kwargs)
+        subprocess.run = run
+        exec(compile(open(sys.argv[1]).read(), "setup-cell", "exec"), {})
+        importlib.util.find_spec = real_find_spec
+        import course
+        print(json.dumps({"course": course.__file__, "cwd": os.getcwd(), "pip": pip_calls}))
     ''')
     (tmp_path / "cell.py").write_text(source, encoding="utf-8")
     (tmp_path / "run.py").write_text(script, encoding="utf-8")
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["HOME"] = str(home)
+    env["HIDDEN_MODULES"] = hidden
     return subprocess.run([sys.executable, str(tmp_path / "run.py"), str(tmp_path / "cell.py")],
                           capture_output=True, text=True, env=env, cwd=tmp_path)
 
@@ -154,17 +168,34 @@ def test_setup_cell_without_a_repository_says_what_to_do(tmp_path):
     done = _run_setup_cell(set_repository.setup_source("", "main"), tmp_path)
     assert done.returncode == 1
     assert "ModuleNotFoundError" in done.stderr and "make lab" in done.stderr and "README" in done.stderr
-    assert json.loads(done.stdout) == [], "nothing is installed from nowhere"
+    assert not (tmp_path / "home" / "llm-course").exists(), "nothing is fetched from nowhere"
 
 
-def test_setup_cell_with_a_repository_installs_the_course_from_it(tmp_path):
-    done = _run_setup_cell(set_repository.setup_source("https://github.com/teacher/llm-course", "spring"), tmp_path)
+def test_setup_cell_with_a_repository_runs_the_chapter_from_a_clone_of_it(tmp_path):
+    """A real clone, of a local repository standing in for the teacher's fork (Colab itself is out of reach)."""
+    fork = tmp_path / "fork"
+    (fork / "course").mkdir(parents=True)
+    (fork / "course" / "__init__.py").write_text('FORK = "spring"\n')
+    (fork / "notebooks").mkdir()
+    (fork / "notebooks" / "00_introduction.md").write_text("# 00\n")
+    (fork / "benchmarks" / "results").mkdir(parents=True)
+    (fork / "benchmarks" / "results" / "train.json").write_text("{}")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"]
+    for cmd in (["init", "-q"], ["checkout", "-q", "-b", "spring"], ["add", "."], ["commit", "-q", "-m", "fork"]):
+        subprocess.run(git + cmd, cwd=fork, check=True)
+    source = set_repository.setup_source(fork.as_uri(), "spring")  # the tool only takes https; the cell takes any git URL
+    done = _run_setup_cell(source, tmp_path)
     assert done.returncode == 0, done.stderr
-    calls = json.loads(done.stdout)
-    assert calls[0][:3] == [sys.executable, "-m", "pip"]
-    assert "git+https://github.com/teacher/llm-course@spring" in calls[0] and "--no-deps" in calls[0]
-    # this venv has every dependency, so nothing else is installed (Colab keeps its own torch)
-    assert len(calls) == 1
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    clone = tmp_path / "home" / "llm-course"
+    assert Path(result["course"]) == clone / "course" / "__init__.py", "course comes from the clone"
+    assert Path(result["cwd"]) == clone / "notebooks", "the chapter runs from the clone's notebooks/ folder"
+    assert (Path(result["cwd"]) / ".." / "benchmarks" / "results" / "train.json").is_file()
+    assert result["pip"] == [], "this kernel has every dependency: nothing is installed (Colab keeps its torch)"
+    again = _run_setup_cell(source, tmp_path, hidden="course,safetensors")  # twice: the clone is reused
+    assert again.returncode == 0, again.stderr
+    pip = json.loads(again.stdout.strip().splitlines()[-1])["pip"]
+    assert pip == [[sys.executable, "-m", "pip", "install", "--quiet", "safetensors"]], "only what is missing"
 
 
 def test_setup_cell_does_nothing_where_the_course_is_installed():

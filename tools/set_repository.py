@@ -12,8 +12,10 @@ One setting drives both: ``repository.url`` (and ``repository.branch``) in book.
   button only when a URL is set (tools/build_book.py).
 - Every chapter opens with a setup cell (tagged ``course-setup``, hidden in the
   book). Where ``import course`` already works (a clone with ``make lab``, Binder)
-  it does nothing. Where it does not (Colab), it installs the course from the
-  configured repository, or, with none configured, stops with what to do.
+  it does nothing. Where it does not (Colab), it clones the configured repository
+  (the package, and the benchmark results the chapters quote), puts it on the
+  path and runs from its notebooks/ folder, or, with no repository configured,
+  stops with what to do.
 
 The setup cell is written into both files of each chapter, the MyST source and the
 executed notebook. In the executed notebook it is inserted, when missing, as the
@@ -42,22 +44,25 @@ TAGS = [TAG, "remove-cell"]
 URL_PATTERN = re.compile(r"^https://[A-Za-z0-9.-]+(:[0-9]+)?/[A-Za-z0-9._~/-]+$")
 
 SETUP_TEMPLATE = '''\
-# Setup for Colab: install the course package if this kernel does not have it. The
-# repository is set in book.yml (`python tools/set_repository.py URL` writes it here).
+# Setup for Colab: fetch the course if this kernel does not have it. The repository is
+# set in book.yml (`python tools/set_repository.py URL` writes it here).
 COURSE_REPOSITORY, COURSE_BRANCH = {url}, {branch}
-import importlib, importlib.util, subprocess, sys
+import importlib, importlib.util, os, subprocess, sys
 if importlib.util.find_spec("course") is None:
     if not COURSE_REPOSITORY:
         raise ModuleNotFoundError(
             "The `course` package is not installed in this kernel. In a clone of the course, "
             "start JupyterLab with `make lab` (or run `pip install -e .`); to run in Colab, "
             "see 'Colab and Binder' in the README.")
-    pip = [sys.executable, "-m", "pip", "install", "--quiet"]
-    subprocess.run(pip + ["--no-deps", f"git+{{COURSE_REPOSITORY}}@{{COURSE_BRANCH}}"], check=True)
+    clone = os.path.expanduser("~/llm-course")  # the whole course: chapters also read benchmarks/results/
+    if not os.path.isdir(clone):
+        subprocess.run(["git", "clone", "--depth", "1", "--branch", COURSE_BRANCH, COURSE_REPOSITORY, clone], check=True)
+    sys.path.insert(0, clone)
+    os.chdir(os.path.join(clone, "notebooks"))  # where the chapters run in the course itself
     missing = [m for m in ("torch", "numpy", "matplotlib", "ipywidgets", "regex", "safetensors", "tqdm")
                if importlib.util.find_spec(m) is None]
     if missing:  # Colab has most of them: keep its versions, add what is missing
-        subprocess.run(pip + missing, check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", *missing], check=True)
     importlib.invalidate_caches()'''
 
 
