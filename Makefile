@@ -52,10 +52,11 @@ lab: $(STAMP)
 # The rendered book and JupyterLab in headless Chromium (browser_tests/; screenshots in
 # _build/browser/). Needs Debian's chromium: installed here when missing and run as root.
 browser-test: $(STAMP)
-	@command -v chromium >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null; \
-	  else echo "browser-test needs Chromium: sudo apt-get install chromium (or set COURSE_CHROMIUM)"; exit 2; fi; }
+	@command -v chromium >/dev/null || [ -n "$$COURSE_CHROMIUM" ] || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO=sudo; \
+	  else echo "browser-test needs Chromium: sudo apt-get install chromium (or set COURSE_CHROMIUM)"; exit 2; fi; \
+	  echo "installing Debian's chromium"; \
+	  ($$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null; }
 	$(PY) -m pip install --quiet -e ".[browser]"
 	test -f _build/html/index.html || $(MAKE) render
 	$(PY) -m pytest browser_tests -p no:nbval -o addopts="-ra" $(PYTEST_ARGS)
