@@ -78,7 +78,7 @@ def _line_fit(u: np.ndarray, v: np.ndarray) -> tuple[float, float, float, float]
     residual = v - (a + b * u)
     ssr = float((residual ** 2).sum())
     sst = float(((v - v_mean) ** 2).sum())
-    stderr = math.sqrt(ssr / (n - 2) / sxx) if n > 2 else float("nan")
+    stderr = math.sqrt(ssr / (n - 2) / sxx)  # n >= 3: _positive_pairs checks it
     r2 = 1.0 - ssr / sst if sst > 0 else 1.0
     return a, b, stderr, r2
 

@@ -32,9 +32,10 @@ def book_config(config: dict) -> tuple[dict, dict]:
         config.pop("launch_buttons", None)
         config.pop("repository", None)
         config["html"] = {**config.get("html", {}), "use_repository_button": False}
-    local = (config.get("sphinx") or {}).get("local_extensions") or {}
-    for name, folder in local.items():  # relative to the repository, not to _build/ where the config goes
-        local[name] = str((ROOT / folder).resolve())
+    sphinx = config.get("sphinx") or {}
+    if sphinx.get("local_extensions"):  # relative to the repository, not to _build/ where the config goes
+        config["sphinx"] = {**sphinx, "local_extensions": {
+            name: str((ROOT / folder).resolve()) for name, folder in sphinx["local_extensions"].items()}}
     return config, toc
 
 

@@ -35,14 +35,19 @@ sys.path.insert(0, str(ROOT / "tools"))
 import kernels  # noqa: E402  (tools/kernels.py)
 
 
+def stable_ids(nb) -> None:
+    """Cell ids from position and source: re-executing an unchanged chapter changes no id."""
+    for i, cell in enumerate(nb.cells):
+        digest = hashlib.sha1(cell.source.encode("utf-8")).hexdigest()[:8]
+        cell.id = f"c{i:03d}-{digest}"
+
+
 def execute(md: Path, timeout: int = 1200, record: dict | None = None) -> float:
     md = md.resolve()
     if md.suffix != ".md":
         raise SystemExit(f"{md}: give the .md source, not {md.suffix}")
     nb = jupytext.read(md)
-    for i, cell in enumerate(nb.cells):  # stable ids: re-executing an unchanged chapter changes no id
-        digest = hashlib.sha1(cell.source.encode("utf-8")).hexdigest()[:8]
-        cell.id = f"c{i:03d}-{digest}"
+    stable_ids(nb)
     # ipykernel's own kernelspec: JupyterLab writes it into any notebook it runs, so a
     # notebook stored with another display name shows as modified as soon as it opens
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}

@@ -26,7 +26,6 @@ course is installed (the tests check that it stays so: nbval re-executes it).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import re
 import sys
@@ -35,6 +34,9 @@ from pathlib import Path
 import jupytext
 import nbformat
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from execute_notebooks import stable_ids  # noqa: E402  (tools/execute_notebooks.py)
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -147,13 +149,6 @@ def _md_with_setup(text: str, source: str) -> str:
     return text[:at] + block + "\n" + text[at:]
 
 
-def _renumber_ids(nb) -> None:
-    """The ids tools/execute_notebooks.py gives (position and source), so a re-execution changes none."""
-    for i, cell in enumerate(nb.cells):
-        digest = hashlib.sha1(cell.source.encode("utf-8")).hexdigest()[:8]
-        cell.id = f"c{i:03d}-{digest}"
-
-
 def sync_chapter(md: Path, url: str, branch: str, *, check: bool = False) -> list[str]:
     """Bring one chapter's setup cell in line with (url, branch); return the files that differ (or changed)."""
     source = setup_source(url, branch)
@@ -172,7 +167,7 @@ def sync_chapter(md: Path, url: str, branch: str, *, check: bool = False) -> lis
         if _with_setup(nb, source, executed=True):
             differing.append(ipynb.name)
             if not check:
-                _renumber_ids(nb)
+                stable_ids(nb)  # the ids the executor gives, so a re-execution changes none
                 nbformat.write(nb, ipynb)
     return differing
 

@@ -108,12 +108,18 @@ def sampling_explorer(
 
     style = {"description_width": "90px"}
     prompt_box = w.Textarea(value=prompt, description="prompt", layout=w.Layout(width="420px", height="60px"), style=style)
-    start = explore(model, tokenizer, prompt, temperature, top_k, top_p, seed, n_tokens)  # fails early on a bad prompt
+    start = explore(model, tokenizer, prompt, temperature, top_k, top_p, seed, n_tokens)  # the first view; fails early on a bad prompt
     t_slider = w.FloatSlider(value=temperature, min=0.05, max=2.0, step=0.05, description="temperature", continuous_update=False, style=style)
     k_slider = w.IntSlider(value=top_k, min=0, max=model.config.vocab_size, description="top-k (0 off)", continuous_update=False, style=style)
     p_slider = w.FloatSlider(value=top_p, min=0.05, max=1.0, step=0.05, description="top-p (1 off)", continuous_update=False, style=style)
     seed_box = w.IntText(value=seed, description="seed", style=style)
     out = w.Output()
+
+    def show(result: Exploration) -> None:
+        print(result.prompt + result.text)
+        fig = explorer_figure(result)
+        display(fig)
+        plt.close(fig)
 
     def redraw(_change: object = None) -> None:
         out.clear_output(wait=True)
@@ -123,14 +129,12 @@ def sampling_explorer(
             except ValueError as err:  # e.g. a character the tokenizer does not know
                 print(f"cannot sample: {err}")
                 return
-            print(result.prompt + result.text)
-            fig = explorer_figure(result)
-            display(fig)
-            plt.close(fig)
+            show(result)
 
     for control in (prompt_box, t_slider, k_slider, p_slider, seed_box):
         control.observe(redraw, names="value")
-    redraw()
+    with out:
+        show(start)
     face_fig = explorer_figure(start)
     face = static_face(face_fig, f"prompt {prompt!r}, {start.summary.split(':')[0]}")
     plt.close(face_fig)
