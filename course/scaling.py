@@ -144,11 +144,16 @@ class IsoFLOP:
     coefficients: tuple[float, float, float]  # a, b, c of a·u² + b·u + c, u = ln N
     n_opt: float  # parameters at the minimum
     loss_opt: float
+    tokens_at_opt: float | None = None  # D* read off the runs' own tokens (when `fit_isoflop` was given them)
 
     @property
     def tokens_opt(self) -> float:
-        """D* = C / (6 N*): the tokens that spend the budget on the optimal model."""
-        return self.flops / (6.0 * self.n_opt)
+        """D*: the tokens that spend the budget on the optimal model.
+
+        Read off the runs' own (N, D) pairs when they were given (which counts
+        attention's FLOPs as the runs did); otherwise C / (6 N*), Chinchilla's rule.
+        """
+        return self.tokens_at_opt if self.tokens_at_opt is not None else self.flops / (6.0 * self.n_opt)
 
     @property
     def tokens_per_parameter(self) -> float:
@@ -160,12 +165,14 @@ class IsoFLOP:
         return a * u ** 2 + b * u + c
 
 
-def fit_isoflop(flops: float, n_params: Sequence[float], loss: Sequence[float]) -> IsoFLOP:
+def fit_isoflop(flops: float, n_params: Sequence[float], loss: Sequence[float],
+                tokens: Sequence[float] | None = None) -> IsoFLOP:
     """Fit loss = a·(ln N)² + b·ln N + c over runs that all spent ``flops`` training FLOPs.
 
     The optimum is N* = exp(-b / 2a). It must be a minimum (a > 0) and lie within
     the sizes tried: an optimum outside them is an extrapolation, and the error
-    says to widen the grid.
+    says to widen the grid. With the runs' ``tokens``, D* is interpolated
+    between them (ln D linear in ln N) instead of taken as C / (6 N*).
     """
     if not (math.isfinite(flops) and flops > 0):
         raise ValueError(f"flops must be a positive number; got {flops}.")
@@ -181,8 +188,13 @@ def fit_isoflop(flops: float, n_params: Sequence[float], loss: Sequence[float]) 
     if not (u.min() <= u_opt <= u.max()):
         raise ValueError(f"fit_isoflop: the optimum, N = {math.exp(u_opt):,.0f}, lies outside the sizes tried "
                          f"({n.min():,.0f} to {n.max():,.0f}); widen the grid toward it.")
+    d_opt = None
+    if tokens is not None:
+        _, d = _positive_pairs(n_params, tokens, "fit_isoflop tokens")
+        order = np.argsort(u)
+        d_opt = float(np.exp(np.interp(u_opt, u[order], np.log(d)[order])))
     return IsoFLOP(flops=float(flops), coefficients=(a, b, c), n_opt=math.exp(u_opt),
-                   loss_opt=a * u_opt ** 2 + b * u_opt + c)
+                   loss_opt=a * u_opt ** 2 + b * u_opt + c, tokens_at_opt=d_opt)
 
 
 __all__ = ["IsoFLOP", "PowerLaw", "bits_per_char", "fit_isoflop", "fit_power_law"]
