@@ -5,6 +5,7 @@
 #   make browser-test  the book and JupyterLab in headless Chromium (screenshots in _build/browser/)
 #   make student  the student edition (solutions removed, outputs cleared) in _build/student
 #   make bench    the performance benchmarks (results in benchmarks/results/)
+#   make scaling-grid   chapter 09's grid of training runs (about 40 minutes; benchmarks/results/scaling.json)
 #   make grade SUBMISSIONS=folder   grade students' notebooks (RUNS THEIR CODE: docs/GRADING.md)
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -15,7 +16,7 @@ STAMP := $(VENV)/.installed
 # CPU wheel; a looser spec would download a multi-GB CUDA build.
 TORCH_PIN := $(shell grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
 
-.PHONY: setup book execute render test lab browser-test student bench grade clean
+.PHONY: setup book execute render test lab browser-test student bench scaling-grid grade clean
 
 setup: $(STAMP)
 
@@ -66,6 +67,10 @@ student: $(STAMP)
 
 bench: $(STAMP)
 	@for f in $(wildcard benchmarks/bench_*.py); do echo "== $$f"; $(PY) $$f || exit 1; done
+
+# Chapter 09's scaling-law runs; continues an interrupted grid (FRESH=1 starts over)
+scaling-grid: $(STAMP)
+	$(PY) benchmarks/scaling_grid.py $(if $(FRESH),--fresh)
 
 # Each exercise of each student runs in its own process with a time limit (TIMEOUT
 # seconds); JOBS at a time. Reports in $(GRADES): grades.csv, summary.md, summary.csv.

@@ -145,6 +145,7 @@ class IsoFLOP:
     n_opt: float  # parameters at the minimum
     loss_opt: float
     tokens_at_opt: float | None = None  # D* read off the runs' own tokens (when `fit_isoflop` was given them)
+    n_range: tuple[float, float] | None = None  # the smallest and largest N the parabola was fitted to
 
     @property
     def tokens_opt(self) -> float:
@@ -166,17 +167,31 @@ class IsoFLOP:
 
 
 def fit_isoflop(flops: float, n_params: Sequence[float], loss: Sequence[float],
-                tokens: Sequence[float] | None = None) -> IsoFLOP:
+                tokens: Sequence[float] | None = None, around: int | None = None) -> IsoFLOP:
     """Fit loss = a·(ln N)² + b·ln N + c over runs that all spent ``flops`` training FLOPs.
 
     The optimum is N* = exp(-b / 2a). It must be a minimum (a > 0) and lie within
-    the sizes tried: an optimum outside them is an extrapolation, and the error
+    the sizes fitted: an optimum outside them is an extrapolation, and the error
     says to widen the grid. With the runs' ``tokens``, D* is interpolated
     between them (ln D linear in ln N) instead of taken as C / (6 N*).
+
+    A parabola describes a curve only near its minimum. With ``around=k`` only the
+    run with the lowest loss and up to k sizes on each side of it are fitted, so
+    that models far too small or far too large for the budget do not pull the
+    minimum; ``None`` fits every run.
     """
     if not (math.isfinite(flops) and flops > 0):
         raise ValueError(f"flops must be a positive number; got {flops}.")
     n, y = _positive_pairs(n_params, loss, "fit_isoflop")
+    d_all = None if tokens is None else _positive_pairs(n_params, tokens, "fit_isoflop tokens")[1]
+    if around is not None:
+        if isinstance(around, bool) or not (isinstance(around, int) and around >= 1):
+            raise ValueError(f"fit_isoflop: around must be a whole number of sizes >= 1 on each side; got {around!r}.")
+        order = np.argsort(n, kind="stable")
+        best = int(np.argmin(y[order]))
+        keep = order[max(0, best - around): best + around + 1]
+        n, y = n[keep], y[keep]
+        d_all = None if d_all is None else d_all[keep]
     if len(np.unique(n)) < 3:
         raise ValueError("fit_isoflop: a parabola needs at least 3 different model sizes.")
     u = np.log(n)
@@ -189,12 +204,12 @@ def fit_isoflop(flops: float, n_params: Sequence[float], loss: Sequence[float],
         raise ValueError(f"fit_isoflop: the optimum, N = {math.exp(u_opt):,.0f}, lies outside the sizes tried "
                          f"({n.min():,.0f} to {n.max():,.0f}); widen the grid toward it.")
     d_opt = None
-    if tokens is not None:
-        _, d = _positive_pairs(n_params, tokens, "fit_isoflop tokens")
+    if d_all is not None:
         order = np.argsort(u)
-        d_opt = float(np.exp(np.interp(u_opt, u[order], np.log(d)[order])))
+        d_opt = float(np.exp(np.interp(u_opt, u[order], np.log(d_all)[order])))
     return IsoFLOP(flops=float(flops), coefficients=(a, b, c), n_opt=math.exp(u_opt),
-                   loss_opt=a * u_opt ** 2 + b * u_opt + c, tokens_at_opt=d_opt)
+                   loss_opt=a * u_opt ** 2 + b * u_opt + c, tokens_at_opt=d_opt,
+                   n_range=(float(n.min()), float(n.max())))
 
 
 __all__ = ["IsoFLOP", "PowerLaw", "bits_per_char", "fit_isoflop", "fit_power_law"]

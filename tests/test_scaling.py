@@ -81,6 +81,28 @@ def test_isoflop_reads_off_the_optimum_of_a_parabola_in_log_n():
     np.testing.assert_allclose(fit(n), loss, atol=1e-10)
 
 
+def test_isoflop_around_fits_only_the_neighbourhood_of_the_lowest_run():
+    # A curve that is a parabola near its minimum and bends away from it far out (as real IsoFLOP
+    # profiles do): the fit to every run is pulled off the minimum, the fit around it is not.
+    n = np.geomspace(1e4, 1e7, 10)
+    u, u_star = np.log(n), math.log(2e5)
+    loss = 0.1 * (u - u_star) ** 2 + 2.0 + 0.3 * np.clip(u - u_star - 2.0, 0, None) ** 3
+    everything = fit_isoflop(1e15, n, loss)
+    near = fit_isoflop(1e15, n, loss, tokens=1e15 / (6 * n), around=2)
+    assert abs(math.log(everything.n_opt / 2e5)) > 0.2  # the far runs pull the minimum
+    assert near.n_opt == pytest.approx(2e5, rel=1e-8) and near.loss_opt == pytest.approx(2.0, abs=1e-10)
+    i = int(np.argmin(loss))
+    assert near.n_range == (pytest.approx(n[i - 2]), pytest.approx(n[i + 2]))
+    assert everything.n_range == (pytest.approx(n[0]), pytest.approx(n[-1]))
+    assert near.tokens_opt == pytest.approx(1e15 / (6 * 2e5), rel=1e-6)  # read off the fitted runs' tokens
+    # the lowest run at the edge: one side only, and the optimum must still lie among the fitted sizes
+    with pytest.raises(ValueError, match="outside the sizes tried"):
+        fit_isoflop(1e15, n, 0.1 * (u - math.log(1e3)) ** 2 + 2, around=2)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="around"):
+            fit_isoflop(1e15, n, loss, around=bad)
+
+
 def test_isoflop_refuses_what_has_no_minimum_in_the_grid():
     n = np.geomspace(1e5, 1e7, 5)
     with pytest.raises(ValueError, match="opens downward"):

@@ -6,6 +6,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter, NullFormatter, ScalarFormatter
 
 from . import PALETTE, new_figure
 
@@ -73,7 +74,8 @@ def isoflop_curves(by_budget: Mapping[float, Sequence[Mapping[str, Any]]], fits:
         ax.plot(n, [r["val_bpc"] for r in runs], "o", color=color, label=f"C = {budget:.1e} FLOPs")
         fit = fits.get(budget)
         if fit is not None:
-            grid = np.geomspace(n.min(), n.max(), 100)
+            lo, hi = fit.n_range if getattr(fit, "n_range", None) else (n.min(), n.max())
+            grid = np.geomspace(lo, hi, 100)  # the parabola where it was fitted
             ax.plot(grid, fit(grid), "-", color=color, lw=1.2, alpha=0.8)
             ax.plot([fit.n_opt], [fit.loss_opt], "*", color=color, ms=14, mec="black", mew=0.6)
     if live:
@@ -100,9 +102,13 @@ def power_laws(panels: Sequence[tuple[Sequence[float], Sequence[float], Any, str
         ax.plot(x, y, "o", color=PALETTE[0], label="runs")
         grid = np.geomspace(x.min(), x.max(), 100)
         ax.plot(grid, fit(grid), "-", color=PALETTE[5],
-                label=f"fit: alpha = {fit.alpha:.2f} ± {fit.alpha_stderr:.2f}" + (f", E = {fit.E:.2f}" if fit.E else ""))
+                label=f"fit: alpha = {fit.alpha:.3f} ± {fit.alpha_stderr:.3f}" + (f", E = {fit.E:.2f}" if fit.E else ""))
         ax.set_xscale("log")
         ax.set_yscale("log")
+        # A loss spans less than a factor of 10: plain numbers on the y axis, and no minor labels on x.
+        ax.yaxis.set_major_formatter(ScalarFormatter())
+        ax.yaxis.set_minor_formatter(FormatStrFormatter("%.1f"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(xlabel)
         ax.set_ylabel("validation bits per character")
         ax.set_title(title, fontsize=10)
