@@ -62,3 +62,34 @@ def test_encoding_pads_and_round_trips():
         assert torch.equal(batch["tgt_in"][i, 1:len(p.target) + 1], out[:len(p.target)])
     with pytest.raises(ValueError, match="outside the vocabulary"):
         src_vocab.encode(["the", "unicorn"])
+
+
+def test_a_small_seq2seq_learns_the_pair_and_its_cross_attention_finds_the_alignment():
+    # One layer, 300 steps of 64 pairs (a few seconds): the translations of unseen sentences come out exactly
+    # right, and the cross-attention (averaged over heads) links each target word to its source word.
+    # (At lr 3e-3 without warmup the same model barely learns in 1,500 steps: measured, and left to chapter 10.)
+    from course.families import Seq2Seq
+    from course.model import GPTConfig
+
+    torch.manual_seed(0)
+    src_vocab, tgt_vocab = vocabularies()
+    train, val, _ = split_pairs(make_pairs(5000, seed=0))
+    model = Seq2Seq(GPTConfig(vocab_size=len(src_vocab), block_size=16, n_layer=1, n_head=4, n_embd=64, dropout=0.0),
+                    tgt_vocab_size=len(tgt_vocab))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(300):
+        b = encode_pairs([train[i] for i in torch.randint(0, len(train), (64,), generator=g)], src_vocab, tgt_vocab)
+        loss = model(b["src"], b["tgt_in"], b["tgt_out"], b["src_pad_mask"])[1]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    b = encode_pairs(val, src_vocab, tgt_vocab)
+    out = model.generate(b["src"], tgt_vocab.bos, tgt_vocab.eos, 10, b["src_pad_mask"])
+    exact = sum(tgt_vocab.decode(o.tolist()) == list(p.target) for o, p in zip(out, val)) / len(val)
+    assert exact > 0.95
+    w = model.cross_attention(b["src"], b["tgt_in"], b["src_pad_mask"])[0].mean(1)  # (pairs, target, source)
+    hits = [int(w[i, t].argmax()) == s for i, p in enumerate(val) for t, s in enumerate(p.alignment)]
+    assert sum(hits) / len(hits) > 0.85
+    assert sum(word_for_word(p) == p.target for p in val) == 0  # while word for word gets none right
