@@ -35,7 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .model import MLP, GPTConfig, make_norm
+from .attention import causal_mask
+from .model import GPT, MLP, GPTConfig, make_norm
 from .positional import LearnedPositionalEmbedding
 from .validate import fraction, one_of, positive_int
 
@@ -54,11 +55,11 @@ def attention_pattern(kind: str, t_q: int, t_k: int | None = None, prefix: int =
     positive_int(t_q, "t_q")
     t_k = t_q if t_k is None or kind != "cross" else positive_int(t_k, "t_k")
     if kind == "causal":
-        return torch.ones(t_q, t_q, dtype=torch.bool).tril()
+        return causal_mask(t_q)
     if kind == "prefix":
         if not 0 <= prefix <= t_q:
             raise ValueError(f"prefix must be between 0 and t_q={t_q}, got {prefix}.")
-        mask = torch.ones(t_q, t_q, dtype=torch.bool).tril()
+        mask = causal_mask(t_q)
         mask[:prefix, :prefix] = True
         return mask
     return torch.ones(t_q, t_k, dtype=torch.bool)
@@ -153,11 +154,7 @@ class DecoderBlock(nn.Module):
         return x + self.mlp(self.norm3(x)), w
 
 
-def _init(module: nn.Module) -> None:  # GPT-2's initialisation, as in course.model.GPT
-    if isinstance(module, (nn.Linear, nn.Embedding)):
-        nn.init.normal_(module.weight, mean=0.0, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
+_init = GPT._init_weights  # GPT-2's initialisation, the GPT's own
 
 
 class _Embed(nn.Module):
