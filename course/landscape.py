@@ -79,4 +79,27 @@ PUBLISHED: tuple[PublishedModel, ...] = (
                    reported_flops=3.14e23),
 )
 
-__all__ = ["PUBLISHED", "PublishedModel", "bert_parameter_count", "training_flops"]
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """How a published model was trained, as its measurers reported it (for cost and energy arithmetic)."""
+
+    model: str
+    accelerators: int
+    accelerator: str
+    peak_flops: float  # the accelerator's dense peak at the training precision, FLOP/s
+    days: float
+    energy_mwh: float
+    co2e_tonnes: float
+    source: str
+
+    @property
+    def accelerator_hours(self) -> float:
+        return self.accelerators * self.days * 24
+
+
+GPT3_RUN = TrainingRun("GPT-3", 10_000, "V100", 125e12, 14.8, 1287.0, 552.0,
+                       "Patterson et al. 2021, Carbon Emissions and Large Neural Network Training, Table 4; "
+                       "V100 peak: 125 TFLOP/s (float16 tensor cores), NVIDIA's data sheet")
+
+__all__ = ["GPT3_RUN", "PUBLISHED", "PublishedModel", "TrainingRun", "bert_parameter_count", "training_flops"]
