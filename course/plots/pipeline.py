@@ -44,5 +44,5 @@ def pipeline_diagram() -> Figure:
     )
     ax.text(0.15 + 3.5 * 1.6 + 0.625, 0.15, "append the sampled token and run again (autoregressive generation)",
             ha="center", fontsize=8, color="#555555")
-    ax.set_title("A GPT-style language model, stage by stage (training: chapter 05; fine-tuning: 07; efficiency: 08; scaling: 09)", fontsize=10)
+    ax.set_title("A GPT-style language model, stage by stage (training: chapter 05; fine-tuning: 07; efficiency: 08; scaling: 09; other families, data: 10)", fontsize=10)
     return fig
