@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 
-from course.families import attention_pattern
 from course.landscape import GPT3_RUN, PUBLISHED, TrainingRun
 
 
@@ -25,13 +24,6 @@ def test_the_landscape_figures():
     from matplotlib.figure import Figure
 
     from course.plots import landscape as P
-
-    fig = P.attention_patterns({"causal": attention_pattern("causal", 4), "cross": attention_pattern("cross", 3, 5)})
-    assert isinstance(fig, Figure) and len(fig.axes) == 2
-    img = fig.axes[0].images[0].get_array()
-    assert np.array_equal(np.asarray(img) > 0, np.tril(np.ones((4, 4), dtype=bool)))  # the picture is the mask
-    with pytest.raises(ValueError, match="at least one pattern"):
-        P.attention_patterns({})
 
     w = np.eye(3)[[0, 2, 1]]
     fig = P.alignment_maps([(("a", "b", "c"), ("x", "y", "z"), w, (0, 2, 1))])

@@ -1,34 +1,14 @@
-"""Figures of chapter 10 (the LLM landscape): attention patterns of the three families, cross-attention
-read as word alignments, MinHash estimates against exact Jaccard with the LSH S-curve, and the cost of context."""
+"""Figures of chapter 10 (the LLM landscape): cross-attention read as word alignments, MinHash estimates
+against exact Jaccard with the LSH S-curve, and the cost of context. (The attention masks of the three
+families are drawn with chapter 03's `course.plots.attention.attention_heatmaps`.)"""
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
-
-
-def attention_patterns(patterns: Mapping[str, np.ndarray], row_labels: Sequence[str] | None = None) -> Figure:
-    """One panel per named boolean mask (rows: queries, columns: keys; dark = may attend)."""
-    if not patterns:
-        raise ValueError("give at least one pattern, e.g. {'causal': attention_pattern('causal', 6)}.")
-    fig, axes = plt.subplots(1, len(patterns), figsize=(2.6 * len(patterns), 2.9), squeeze=False)
-    for ax, (name, mask) in zip(axes[0], patterns.items()):
-        mask = np.asarray(mask, dtype=float)
-        ax.imshow(mask, cmap="Blues", vmin=0, vmax=1.25)
-        ax.set_title(name, fontsize=10)
-        ax.set_xticks(range(mask.shape[1]))
-        ax.set_yticks(range(mask.shape[0]))
-        ax.set_xlabel("key (attended to)", fontsize=8)
-        if row_labels is not None and ax is axes[0][0]:
-            ax.set_yticklabels(row_labels)
-        ax.tick_params(labelsize=7)
-        ax.set_ylabel("query", fontsize=8)
-    fig.suptitle("Who may attend to whom (dark: allowed)", fontsize=11)
-    fig.tight_layout()
-    return fig
 
 
 def alignment_maps(examples: Sequence[tuple[Sequence[str], Sequence[str], np.ndarray, Sequence[int]]]) -> Figure:
@@ -97,4 +77,4 @@ def context_cost(contexts: Sequence[int], attention_share: Sequence[float], scor
     return fig
 
 
-__all__ = ["alignment_maps", "attention_patterns", "context_cost", "minhash_and_lsh"]
+__all__ = ["alignment_maps", "context_cost", "minhash_and_lsh"]
