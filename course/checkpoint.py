@@ -210,6 +210,11 @@ def save_checkpoint(
     """
     from safetensors.torch import save_model
 
+    bad = [name for name, t in model.state_dict().items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:  # a diverged model must not rotate the good checkpoints away
+        raise CheckpointError(f"refusing to save step {step}: {len(bad)} weight tensor(s) hold NaN or inf "
+                              f"(e.g. {bad[0]}). The checkpoints already in {out_dir} are untouched; resume from the "
+                              "last one with a lower learning rate.")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".ckpt_{step:07d}.", dir=out))
@@ -271,9 +276,35 @@ def _load_weights(model: nn.Module, file: Path, device: str | torch.device) -> N
     from safetensors.torch import load_model as load_safetensors
 
     try:
+        _check_architecture(model, file)
         load_safetensors(model, str(file), device=str(device))  # strict: a different architecture still raises
     except (SafetensorError, OSError) as err:
         raise _damaged(file, err) from None
+
+
+def _check_architecture(model: nn.Module, file: Path) -> None:
+    """A clear error when the file's tensors are not the model's (names and shapes), before PyTorch's long one."""
+    from safetensors import safe_open
+
+    with safe_open(str(file), framework="pt") as f:
+        stored = {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
+    wanted = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    shared = [n for n in wanted if n in stored and stored[n] != wanted[n]]
+    # the tied output head is saved once (safetensors drops the duplicate): a name missing from the file is fine
+    # as long as the tensors the file has are the model's
+    extra = [n for n in stored if n not in wanted]
+    if not shared and not extra:
+        return
+    if shared:
+        n = shared[0]
+        example = f"{n} is {stored[n]} in the file but {wanted[n]} in the model"
+    else:
+        example = f"the file has {extra[0]}, which the model does not"
+    raise CheckpointError(
+        f"{file} holds the weights of another architecture ({len(shared) + len(extra)} tensor(s) differ: {example}). "
+        f"Build the model from the checkpoint's own {CONFIG} (course.checkpoint.load_model does), "
+        "or load a checkpoint saved from this model's configuration."
+    )
 
 
 def load_checkpoint(
@@ -301,16 +332,24 @@ def load_checkpoint(
     return Checkpoint(step, history, folder)
 
 
+def saved_config(folder: str | Path) -> Any:
+    """The `TrainConfig` a checkpoint folder was saved with; `CheckpointError` when its config.json is damaged."""
+    from .train_config import TrainConfig
+
+    file = Path(folder) / CONFIG
+    try:
+        return TrainConfig.from_dict(json.loads(file.read_text(encoding="utf-8")))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise _damaged(file, err) from None
+
+
 def load_model(checkpoint: str | Path, device: str | torch.device = "cpu") -> tuple[Any, Any]:
     """A trained `GPT` (in eval mode) and its `TrainConfig`, from a checkpoint folder or an out_dir (safetensors only)."""
     from .model import GPT
     from .train_config import TrainConfig
 
     folder = _checkpoint_folder(checkpoint, (WEIGHTS, CONFIG))
-    try:
-        config = TrainConfig.from_dict(json.loads((folder / CONFIG).read_text()))
-    except json.JSONDecodeError as err:
-        raise _damaged(folder / CONFIG, err) from None
+    config = saved_config(folder)
     model = GPT(config.model)
     _load_weights(model, folder / WEIGHTS, device)
     return model.to(device).eval(), config
@@ -318,15 +357,10 @@ def load_model(checkpoint: str | Path, device: str | torch.device = "cpu") -> tu
 
 def load_tokenizer(checkpoint: str | Path) -> Any:
     """The tokenizer saved with a checkpoint (a folder or an out_dir)."""
-    from .tokenizers import BPETokenizer, CharTokenizer
+    from .tokenizers import load_tokenizer_file
 
     folder = _checkpoint_folder(checkpoint, (CONFIG, TOKENIZER))
-    try:
-        config = json.loads((folder / CONFIG).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise _damaged(folder / CONFIG, err) from None
-    cls = CharTokenizer if config.get("tokenizer", "char") == "char" else BPETokenizer
-    try:
-        return cls.load(folder / TOKENIZER)
-    except (ValueError, KeyError, TypeError) as err:  # JSONDecodeError is a ValueError
+    try:  # the kind comes from the file's own "format" field, as everywhere in the course
+        return load_tokenizer_file(folder / TOKENIZER)
+    except (ValueError, KeyError, TypeError) as err:  # TokenizerFileError and JSONDecodeError are ValueErrors
         raise _damaged(folder / TOKENIZER, err) from None

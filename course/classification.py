@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .evaluate import eval_mode
 from .model import GPT
 
 
@@ -86,13 +87,9 @@ def predict_classes(model: nn.Module, x: Tensor, batch_size: int = 256) -> Tenso
     """The predicted class of every row of ``x`` (on the CPU), in eval mode, ``batch_size`` rows at a time."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}.")
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
-    try:
+    with eval_mode(model):
         return torch.cat([model(x[i : i + batch_size].to(device)).argmax(-1).cpu() for i in range(0, len(x), batch_size)])
-    finally:
-        model.train(was_training)
 
 
 # ============================================================================ metrics

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .attention import causal_mask
+from .evaluate import eval_mode
 from .model import GPT, MLP, GPTConfig, make_norm
 from .positional import LearnedPositionalEmbedding
 from .validate import fraction, one_of, positive_int
@@ -201,7 +202,7 @@ class Encoder(nn.Module):
 
 def mask_tokens(ids: Tensor, mask_id: int, vocab_size: int, *, p: float = 0.15, generator: torch.Generator | None = None,
                 special: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """BERT's masking: choose each token with probability ``p``; of the chosen, 80% become ``mask_id``,
+    """BERT's masking: choose each token with probability ``p`` (at least one per sequence); of the chosen, 80% become ``mask_id``,
     10% a random token and 10% stay as they are. Returns (inputs, targets) with targets -100 (ignored)
     at the tokens not chosen. ``special`` (bool, like ``ids``) marks tokens never chosen (padding).
 
@@ -213,9 +214,14 @@ def mask_tokens(ids: Tensor, mask_id: int, vocab_size: int, *, p: float = 0.15, 
     if not 0 <= mask_id < vocab_size:
         raise ValueError(f"mask_id must be a token id below vocab_size={vocab_size}, got {mask_id}.")
     u = torch.rand(ids.shape, generator=generator)
-    chosen = u < p
-    if special is not None:
-        chosen &= ~special
+    eligible = torch.ones_like(ids, dtype=torch.bool) if special is None else ~special
+    chosen = (u < p) & eligible
+    # At least one token per sequence (that has any): with none chosen, the loss would average over nothing (NaN).
+    # The eligible token with the smallest draw joins; no extra random numbers, so other rows are unchanged.
+    empty = ~chosen.any(dim=-1, keepdim=True) & eligible.any(dim=-1, keepdim=True)
+    if bool(empty.any()):
+        first = torch.where(eligible, u, torch.full_like(u, 2.0)).argmin(dim=-1, keepdim=True)
+        chosen |= empty & torch.zeros_like(chosen).scatter(-1, first, True)
     kind = torch.rand(ids.shape, generator=generator)
     inputs = ids.clone()
     inputs[chosen & (kind < 0.8)] = mask_id
@@ -315,16 +321,17 @@ class Seq2Seq(nn.Module):
         positive_int(max_len, "max_len")
         if max_len + 1 > self.config.block_size:
             raise ValueError(f"max_len={max_len} plus BOS exceeds block_size={self.config.block_size}.")
-        memory = self.encoder(src, src_pad_mask)[0]
         out = torch.full((src.shape[0], 1), bos, dtype=torch.long, device=src.device)
         done = torch.zeros(src.shape[0], dtype=torch.bool, device=src.device)
-        for _ in range(max_len):
-            nxt = self.decode(memory, out, src_pad_mask)[0][:, -1].argmax(-1)
-            nxt = torch.where(done, torch.full_like(nxt, eos), nxt)
-            out = torch.cat([out, nxt[:, None]], dim=1)
-            done |= nxt == eos
-            if bool(done.all()):
-                break
+        with eval_mode(self), torch.no_grad():  # dropout off: greedy decoding is deterministic
+            memory = self.encoder(src, src_pad_mask)[0]
+            for _ in range(max_len):
+                nxt = self.decode(memory, out, src_pad_mask)[0][:, -1].argmax(-1)
+                nxt = torch.where(done, torch.full_like(nxt, eos), nxt)
+                out = torch.cat([out, nxt[:, None]], dim=1)
+                done |= nxt == eos
+                if bool(done.all()):
+                    break
         return out[:, 1:]
 
 

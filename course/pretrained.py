@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .data import cache_dir
+from .evaluate import eval_mode
 from .model import GPT
 from .tokenizers import BPETokenizer, CharTokenizer
 
@@ -67,7 +68,11 @@ def _load(folder: Path, device: str | torch.device) -> tuple[GPT, Any, dict[str,
     model = model.float()  # shipped weights may be bfloat16; CPU work runs in float32
     tokenizer = load_tokenizer(folder)
     info_file = folder / "info.json"
-    info = json.loads(info_file.read_text()) if info_file.is_file() else {}
+    try:
+        info = json.loads(info_file.read_text(encoding="utf-8")) if info_file.is_file() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{info_file} cannot be read ({type(err).__name__}: {err}): delete it, "
+                         "or the whole folder to train the stand-in again.") from None
     return model, tokenizer, info
 
 
@@ -81,12 +86,23 @@ def quick_cpu_model(folder: Path | None = None, max_iters: int = 600, tokenizer:
                         progress=False, tokenizer=tokenizer, bpe_vocab_size=BPE_VOCAB_SIZE)
     result = Trainer(config).train()
     ckpt = result.checkpoint
-    assert ckpt is not None
+    if result.interrupted or ckpt is None:  # never cache a cut-short run as the stand-in: the next call trains again
+        raise KeyboardInterrupt(f"the quick CPU run was interrupted at step {result.steps}: nothing was cached "
+                                "(load_pretrained() trains it again next time)")
     (ckpt / "info.json").write_text(json.dumps({
         "trained_on": "CPU (quick fallback run)", "steps": result.steps, "seconds": round(result.seconds, 1),
         "final_val_loss": round(result.final_val_loss, 4),
     }))
     return ckpt
+
+
+def _complete_quick_run(ckpt: Path) -> bool:
+    """A cached stand-in that finished: its info.json exists and records a finite validation loss."""
+    try:
+        info = json.loads((ckpt / "info.json").read_text(encoding="utf-8"))
+        return math.isfinite(float(info["final_val_loss"]))
+    except (OSError, ValueError, KeyError, TypeError):  # missing, unreadable, or an interrupted run's NaN
+        return False
 
 
 def load_pretrained(device: str | torch.device = "cpu", *, tokenizer: str = "char", allow_fallback: bool = True) -> Pretrained:
@@ -101,7 +117,7 @@ def load_pretrained(device: str | torch.device = "cpu", *, tokenizer: str = "cha
 
     folder = cache_dir() / f"quick-shakespeare-{tokenizer}"
     ckpt = latest_checkpoint(folder) if folder.is_dir() else None
-    if ckpt is None or not (ckpt / "info.json").is_file():
+    if ckpt is None or not _complete_quick_run(ckpt):
         print(f"The pretrained checkpoint is missing from {shipped}; training a small stand-in on the CPU (about a minute)...")
         ckpt = quick_cpu_model(folder) if tokenizer == "char" else quick_cpu_model(folder, tokenizer=tokenizer)
     model, tok, info = _load(ckpt, device)
@@ -214,11 +230,9 @@ def token_bits(model: GPT, tokenizer: Any, text: str, *, batch_size: int = 32) -
         raise ValueError(f"the text encodes to {ids.numel()} token(s); at least 2 are needed to score a prediction.")
     lengths = torch.as_tensor(chars_per_token(tokenizer, ids.tolist(), text))
     block = model.config.block_size
-    was_training = model.training
-    model.eval()
     parts: dict[str, list[Tensor]] = {k: [] for k in ("id", "bits", "chars", "context")}
     starts = list(range(0, ids.numel() - 1, block))
-    try:
+    with eval_mode(model):
         for i in range(0, len(starts), batch_size):
             group = starts[i:i + batch_size]
             full = [b for b in group if b + block < ids.numel()]  # whole windows, in one batch
@@ -234,6 +248,4 @@ def token_bits(model: GPT, tokenizer: Any, text: str, *, batch_size: int = 32) -
                 parts["bits"].append(nll.flatten())
                 parts["chars"].append(torch.stack([lengths[b + 1:b + length + 1] for b in batch]).flatten())
                 parts["context"].append(inputs_chars.cumsum(1).flatten())  # target j saw inputs 0..j
-    finally:
-        model.train(was_training)
     return {k: torch.cat(v).numpy() for k, v in parts.items()}

@@ -48,6 +48,7 @@ from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 import torch
 from torch import Tensor
 
+from .evaluate import eval_mode
 from .model import GPT, GPTConfig
 
 NEG_INF = float("-inf")
@@ -567,13 +568,11 @@ def stream(
     ids = _fit_prompt(ids, model.config.block_size, cfg.long_prompt)
     if max_new_tokens == 0:
         return
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     history = ids.to(device)  # every token so far (the penalties look at all of them)
     done = torch.zeros(ids.shape[0], dtype=torch.bool, device=device)
     longest_stop = max((len(s) for s in stop_strings), default=0)
-    try:
+    with eval_mode(model):
         window = _Window(model, history, use_cache=cfg.use_cache, overflow=cfg.overflow)
         start = history.shape[1]
         for step in range(max_new_tokens):
@@ -592,8 +591,6 @@ def stream(
             if bool(done.all()) or step == max_new_tokens - 1:
                 break
             window.push(token)
-    finally:
-        model.train(was_training)
 
 
 def generate(
@@ -705,10 +702,8 @@ def beam_search(
     if max_new_tokens == 0:
         return [Beam(ids.new_zeros(0), 0.0, 0.0)]
     ids = _fit_prompt(ids, model.config.block_size, "truncate")
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
-    try:
+    with eval_mode(model):
         window = _Window(model, ids.to(device), use_cache=use_cache, overflow="slide")
         seqs = torch.zeros(1, 0, dtype=torch.long, device=device)  # generated tokens of each live beam
         scores = torch.zeros(1, dtype=torch.float64, device=device)
@@ -744,8 +739,6 @@ def beam_search(
         if len(finished) < num_beams:
             finished += [ranked(s, float(v)) for s, v in zip(seqs, scores)]
         return sorted(finished, key=lambda b: b.score, reverse=True)[:num_beams]
-    finally:
-        model.train(was_training)
 
 
 @torch.no_grad()
@@ -763,15 +756,18 @@ def sequence_logprob(
     if prompt.shape[0] != 1:
         raise ValueError(f"sequence_logprob takes one prompt, got a batch of {prompt.shape[0]}.")
     device = next(model.parameters()).device
-    cont = torch.as_tensor(continuation, dtype=torch.long).reshape(1, -1).to(device)
-    full = torch.cat((prompt.to(device), cont), dim=1)[0]
+    cont = torch.as_tensor(continuation, dtype=torch.long).reshape(1, -1)
+    if cont.numel():  # -1 would index the last row of the log-probabilities, and score another token
+        lo, hi = int(cont.min()), int(cont.max())
+        if lo < 0 or hi >= model.config.vocab_size:
+            raise ValueError(f"continuation token id {lo if lo < 0 else hi} is outside the vocabulary "
+                             f"(0..{model.config.vocab_size - 1}): were the ids made by another tokenizer?")
+    full = torch.cat((prompt.to(device), cont.to(device)), dim=1)[0]
     block, start = model.config.block_size, prompt.shape[1]
     total = 0.0
     n = full.numel()
     head_end = min(n - 1, block)  # one pass over full[:head_end] predicts targets 1..head_end
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         if start <= head_end:
             logits, _ = model(full[None, :head_end])
             logp = torch.log_softmax(logits[0].double(), dim=-1)
@@ -779,8 +775,6 @@ def sequence_logprob(
         for j in range(max(start, head_end + 1), n):  # beyond the context: one window per token
             logits, _ = model(full[None, j - block: j])
             total += float(torch.log_softmax(logits[0, -1].double(), dim=-1)[full[j]])
-    finally:
-        model.train(was_training)
     return total
 
 
@@ -812,10 +806,8 @@ def evaluate_nll(model: GPT, ids: Tensor | Sequence[int], *, stride: int | None 
         scored_up_to = end
         if end == n:
             break
-    was_training = model.training
-    model.eval()
     total = 0.0
-    try:
+    with eval_mode(model):
         by_length: dict[int, list[tuple[int, int, int]]] = {}
         for w in windows:
             by_length.setdefault(w[1] - w[0], []).append(w)
@@ -828,8 +820,6 @@ def evaluate_nll(model: GPT, ids: Tensor | Sequence[int], *, stride: int | None 
                 nll = torch.nn.functional.cross_entropy(logits.double().transpose(1, 2), y, reduction="none")
                 for row, (_, _, count) in enumerate(chunk):
                     total += float(nll[row, length - count:].sum())
-    finally:
-        model.train(was_training)
     return total / n, n
 
 

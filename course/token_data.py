@@ -12,12 +12,19 @@ accumulation steps.
 A ``.bin`` file holds raw integers; the integer type is decided in one place,
 `token_dtype` (uint16 while every id fits, else uint32), and written beside the
 file (``train.bin.json``), so reading it back never has to guess.
+
+A folder of token files describes itself: ``meta.json`` records the recipe that
+made it (corpus name and SHA-256, tokenizer kind and size, validation fraction;
+`data_recipe`) and the split sizes. A `Trainer` whose ``data_dir`` was made by
+another recipe writes the files again instead of training on stale ones
+(`stale_token_files` says why).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -128,9 +135,12 @@ class TokenData:
 class BatchSampler:
     """Random training windows; its generator's state is the data position saved in checkpoints."""
 
-    def __init__(self, data: TokenData, block_size: int, seed: int) -> None:
+    def __init__(self, data: TokenData, block_size: int, seed: int, *, what: str = "the data") -> None:
         if len(data) <= block_size:
-            raise ValueError(f"the data has {len(data)} tokens, too few for windows of block_size={block_size} + 1.")
+            raise ValueError(
+                f"{what} has {len(data)} tokens, too few for one window of block_size={block_size} + 1 tokens: "
+                "give it more text (for the validation split: a larger val_fraction), or use a smaller block_size."
+            )
         self.data, self.block_size = data, block_size
         self.generator = torch.Generator().manual_seed(seed)
 
@@ -143,9 +153,11 @@ class BatchSampler:
         return [self.data.windows(starts[i, rank], self.block_size) for i in range(grad_accum)]
 
 
-def fixed_batches(data: TokenData, block_size: int, batch_size: int, n: int, seed: int) -> list[tuple[Tensor, Tensor]]:
+def fixed_batches(
+    data: TokenData, block_size: int, batch_size: int, n: int, seed: int, *, what: str = "the data"
+) -> list[tuple[Tensor, Tensor]]:
     """``n`` batches drawn once: evaluating on the same batches makes every evaluation comparable."""
-    sampler = BatchSampler(data, block_size, seed)
+    sampler = BatchSampler(data, block_size, seed, what=what)
     return [data.windows(sampler.starts(batch_size), block_size) for _ in range(n)]
 
 
@@ -157,6 +169,37 @@ class Dataset:
     val: TokenData
     tokenizer: Any
     corpus_name: str
+    recipe: dict[str, Any] = field(default_factory=dict)  # what made it (`data_recipe`); {} when unknown
+
+
+def data_recipe(config: Any, corpus_name: str, text: str) -> dict[str, Any]:
+    """Everything that decides the token files made from ``text`` under ``config``: two equal recipes, equal files."""
+    return {
+        "corpus": corpus_name,
+        "corpus_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        "tokenizer": config.tokenizer,
+        "bpe_vocab_size": config.bpe_vocab_size if config.tokenizer == "bpe" else None,
+        "val_fraction": config.val_fraction,
+    }
+
+
+def stale_token_files(config: Any, folder: str | Path) -> str | None:
+    """Why the token files in ``folder`` cannot serve ``config`` (None: they can; "" when there are none yet)."""
+    from .data import tinyshakespeare
+
+    meta_file = Path(folder) / "meta.json"
+    if not meta_file.is_file():
+        return ""
+    try:
+        made = json.loads(meta_file.read_text(encoding="utf-8")).get("recipe")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as err:
+        return f"its meta.json cannot be read ({type(err).__name__})"
+    if not isinstance(made, dict):
+        return "its meta.json does not say how the files were made (written by an older version of the course)"
+    corpus = tinyshakespeare()
+    wanted = data_recipe(config, corpus.name, corpus.text)
+    changed = [f"{k}: {made.get(k)!r} there, {v!r} now" for k, v in wanted.items() if made.get(k) != v]
+    return "they were made by another recipe (" + "; ".join(changed) + ")" if changed else None
 
 
 def prepare_data(config: Any, text: str | None = None) -> Dataset:
@@ -180,7 +223,7 @@ def prepare_data(config: Any, text: str | None = None) -> Dataset:
     encode = tokenizer.encode
     train = TokenData(np.asarray(encode(train_text), dtype=np.int64))
     val = TokenData(np.asarray(encode(val_text), dtype=np.int64))
-    return Dataset(train, val, tokenizer, name)
+    return Dataset(train, val, tokenizer, name, data_recipe(config, name, text))
 
 
 def write_token_files(dataset: Dataset, folder: str | Path) -> Path:
@@ -195,24 +238,30 @@ def write_token_files(dataset: Dataset, folder: str | Path) -> Path:
     dataset.val.to_bin(folder / "val.bin", vocab)
     atomic_write(folder / "tokenizer.json", dataset.tokenizer.save)
     meta = {"corpus": dataset.corpus_name, "bin_dtype": np.dtype(token_dtype(vocab)).name,
-            "tokenizer": type(dataset.tokenizer).__name__}
+            "tokenizer": type(dataset.tokenizer).__name__, "recipe": dataset.recipe or None,
+            "train_tokens": len(dataset.train), "val_tokens": len(dataset.val)}
     atomic_write_text(folder / "meta.json", json.dumps(meta))
     return folder
 
 
 def load_token_files(folder: str | Path) -> Dataset:
     """Memory-map train.bin and val.bin written by `write_token_files`; nothing is read until a batch needs it."""
-    from .tokenizers import BPETokenizer, CharTokenizer
+    from .tokenizers import load_tokenizer_file
 
     folder = Path(folder)
     if not (folder / "meta.json").is_file():
         raise FileNotFoundError(f"{folder} holds no complete token files (no meta.json): write them with write_token_files.")
-    meta = json.loads((folder / "meta.json").read_text())
+    try:
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        corpus = meta["corpus"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f"{folder / 'meta.json'} is damaged ({type(err).__name__}: {err}): delete the folder "
+                         "and the trainer writes the token files again.") from None
     old = meta.get("bin_dtype")  # folders written before the type was stored beside each file
-    cls = CharTokenizer if meta["tokenizer"] == "CharTokenizer" else BPETokenizer
 
     def open_bin(name: str) -> TokenData:
         path = folder / name
         return TokenData.from_bin(path, None if dtype_file(path).is_file() else _DTYPES.get(old, None))
 
-    return Dataset(open_bin("train.bin"), open_bin("val.bin"), cls.load(folder / "tokenizer.json"), meta["corpus"])
+    tokenizer = load_tokenizer_file(folder / "tokenizer.json")  # the kind from the file's own "format" field
+    return Dataset(open_bin("train.bin"), open_bin("val.bin"), tokenizer, corpus, meta.get("recipe") or {})

@@ -19,7 +19,7 @@ can still be imported from here):
   decay on matrices only (`param_groups`).
 * `course.distributed`: ``torchrun``'s process group and per-process seeds.
 * `course.checkpoint`: atomic checkpoints and exact resumption.
-* `course.train_cli`: the command line.
+* `course.train_cli`: the command line (``python -m course.train`` runs its ``main``).
 
 One optimizer step (`Trainer.train_step`) is nanoGPT's: set the step's learning
 rate, forward and backward each micro-batch (DDP all-reduces on the last one),
@@ -64,9 +64,11 @@ from .checkpoint import (  # noqa: F401  (save_checkpoint ... load_tokenizer: al
     read_pointer,
     rng_states,
     save_checkpoint,
+    saved_config,
     set_rng_states,
 )
 from .device import pick_device, pick_dtype, seed_everything
+from .evaluate import eval_mode
 from .distributed import DistInfo, barrier, init_distributed, mean_over_processes, rank_seed, reseed_after_resume  # noqa: F401
 from .model import GPT, GPTConfig  # noqa: F401
 from .schedule import lr_at, make_optimizer, param_groups  # noqa: F401
@@ -78,10 +80,10 @@ from .token_data import (  # noqa: F401
     fixed_batches,
     load_token_files,
     prepare_data,
+    stale_token_files,
     token_dtype,
     write_token_files,
 )
-from .train_cli import _caster, _parse_bool, _parser, config_from_args, main  # noqa: F401
 from .train_config import PRESETS, TrainConfig, cpu_preset, every, gpu_preset, nanogpt_cpu_config, preset  # noqa: F401
 
 
@@ -102,6 +104,43 @@ LossFn = Callable[[nn.Module, Tensor, Tensor], Tensor]
 def language_model_loss(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
     """The default loss: next-token cross-entropy (targets equal to -100 are ignored)."""
     return model(x, y)[1]
+
+
+# What a resumed run must share with the run it continues, unless told to apply changes. The intervals,
+# max_iters (beyond what it changes in the schedule), out_dir and the system settings may differ freely.
+RESUME_SETTINGS = ("model", "tokenizer", "bpe_vocab_size", "val_fraction", "batch_size", "grad_accum", "lr", "min_lr",
+                   "warmup_iters", "decay_iters", "weight_decay", "beta1", "beta2", "grad_clip", "seed", "dtype")
+
+
+def resume_changes(folder: str | Path, config: TrainConfig) -> list[str]:
+    """The settings of ``config`` that differ from those checkpoint ``folder`` was trained with ("name: old -> new")."""
+    saved = saved_config(folder)
+    old, new = saved.to_dict(), config.to_dict()
+    old["decay_iters"], new["decay_iters"] = saved.decay_iters, config.decay_iters
+    if saved.tokenizer == "char" and config.tokenizer == "char":
+        old["bpe_vocab_size"] = new["bpe_vocab_size"]  # unused by a character tokenizer
+    changes = []
+    for k in RESUME_SETTINGS:
+        if k == "model":  # the vocabulary size is set from the tokenizer, not compared here
+            changes += [f"model.{m}: {old[k].get(m)!r} -> {v!r}" for m, v in new[k].items()
+                        if m != "vocab_size" and old[k].get(m) != v]
+        elif old[k] != new[k]:
+            changes.append(f"{k}: {old[k]!r} -> {new[k]!r}")
+    return changes
+
+
+class TrainingDiverged(RuntimeError):
+    """A step's loss or gradient norm is not finite. The update was not applied: the weights are those of the step before."""
+
+    def __init__(self, step: int, loss: float, grad_norm: float, checkpoint: str | None = None) -> None:
+        kept = f" The last checkpoint ({checkpoint}) is untouched." if checkpoint else ""
+        super().__init__(
+            f"training diverged at step {step}: the loss is {loss:.4g} and the gradient norm {grad_norm:.4g}, so the "
+            f"update was not applied (the model keeps the weights of step {step - 1}).{kept} Lower the learning rate "
+            "(lr), lengthen the warmup (warmup_iters), or keep gradient clipping on (grad_clip > 0); then start again "
+            "or resume from the last checkpoint."
+        )
+        self.step, self.loss, self.grad_norm = step, loss, grad_norm
 
 
 class StepInterrupted(KeyboardInterrupt):
@@ -146,7 +185,11 @@ class Trainer:
         val_batches: Sequence[tuple[Tensor, Tensor]] | None = None,
         train_eval_batches: Sequence[tuple[Tensor, Tensor]] | None = None,
         loss_fn: LossFn = language_model_loss,
+        config_changes: str = "refuse",
     ) -> None:
+        if config_changes not in ("refuse", "apply"):
+            raise ValueError(f"config_changes must be 'refuse' or 'apply', got {config_changes!r}.")
+        self.config_changes = config_changes
         if sampler is not None and (val_batches is None or model is None):
             raise ValueError("with a custom sampler, also pass the model and val_batches (fixed evaluation batches).")
         self.config = replace(config)  # our own copy: the caller's config is never changed
@@ -182,7 +225,10 @@ class Trainer:
         """The given dataset, else token files in ``data_dir`` (written once, by process 0), else the corpus if ``needed``."""
         c = self.config
         if data is None and c.data_dir:
-            if self.dist.is_main and not (Path(c.data_dir) / "meta.json").is_file():
+            why = stale_token_files(c, c.data_dir) if self.dist.is_main else None
+            if why is not None:  # none yet (""), or made by another recipe: never train on stale files
+                if why:
+                    print(f"data_dir {c.data_dir}: {why}; writing the token files again", file=sys.stderr)
                 write_token_files(prepare_data(c), c.data_dir)
             barrier(self.dist)  # the other processes wait until the files are written
             data = load_token_files(c.data_dir)
@@ -216,11 +262,16 @@ class Trainer:
         self.check_batches = sampler is not None and self.vocab_size is not None  # a custom sampler's ids: checked per batch
         if sampler is None:
             block = self.model.config.block_size
-            sampler = BatchSampler(self.data.train, block, c.seed)
-            val_batches = val_batches or fixed_batches(self.data.val, block, c.batch_size, c.eval_iters, c.seed + 1)
-            train_eval_batches = train_eval_batches or fixed_batches(self.data.train, block, c.batch_size, c.eval_iters, c.seed + 2)
+            sampler = BatchSampler(self.data.train, block, c.seed, what="the training split")
+            val_batches = val_batches or fixed_batches(self.data.val, block, c.batch_size, c.eval_iters, c.seed + 1,
+                                                       what="the validation split")
+            train_eval_batches = train_eval_batches or fixed_batches(self.data.train, block, c.batch_size, c.eval_iters,
+                                                                     c.seed + 2, what="the training split")
         self.sampler = sampler
         self.val_batches = list(val_batches)
+        if not self.val_batches:  # found now, not after the whole run when the last evaluation divides by zero
+            raise ValueError("val_batches is empty: pass at least one (x, y) batch to evaluate on "
+                             "(the trainer evaluates at the end of every run).")
         self.train_eval_batches = list(train_eval_batches) if train_eval_batches else self.val_batches[:0]
         for x, _ in self.val_batches + self.train_eval_batches:
             self._check_ids(x, "an evaluation batch")
@@ -236,6 +287,20 @@ class Trainer:
             return
         folder = Path(c.out_dir) / pointer.checkpoint
         ckpt = load_checkpoint(self.model, self.optimizer, folder, generator=self.sampler.generator, device=self.device)
+        changes = resume_changes(folder, c)  # after loading: a damaged checkpoint is reported as such first
+        if changes and self.config_changes == "refuse":
+            raise ValueError(
+                f"resume: this config differs from the one {folder.name} was trained with: {'; '.join(changes)}. "
+                "To train on with the new values, pass config_changes='apply' (command line: --apply-config-changes); "
+                f"to continue the run as it was, use the checkpoint's own values ({folder / CHECKPOINT_CONFIG}); "
+                "to start a new run, use another out_dir."
+            )
+        if changes:  # the optimizer state just loaded carries the old weight decay and betas: replace them
+            if self.dist.is_main:
+                print(f"resume: applying the changed settings: {'; '.join(changes)}", file=sys.stderr)
+            for group in self.optimizer.param_groups:
+                group["betas"] = (c.beta1, c.beta2)
+            self.optimizer.param_groups[0]["weight_decay"] = c.weight_decay  # `param_groups`: decay first, then none
         self.history, self.step = ckpt.history, ckpt.step
         self.checkpoints = pointer.run  # the run goes on: its older checkpoints are still its own
         reseed_after_resume(c.seed, self.dist, self.step)  # the checkpoint holds process 0's random states
@@ -267,14 +332,14 @@ class Trainer:
     def evaluate(self, batches: Sequence[tuple[Tensor, Tensor]] | None = None) -> float:
         """Mean loss over fixed batches (validation by default), with dropout off."""
         batches = self.val_batches if batches is None else batches
-        was_training = self.model.training
-        self.model.eval()
+        if not batches:
+            raise ValueError("no batches to evaluate on: pass at least one (x, y) batch.")
         total = 0.0
-        for x, y in batches:
-            with self._autocast():
-                loss = self.loss_fn(self.model, x.to(self.device), y.to(self.device))
-            total += float(loss)
-        self.model.train(was_training)
+        with eval_mode(self.model):
+            for x, y in batches:
+                with self._autocast():
+                    loss = self.loss_fn(self.model, x.to(self.device), y.to(self.device))
+                total += float(loss)
         return total / len(batches)
 
     def save(self) -> Path | None:
@@ -334,7 +399,14 @@ class Trainer:
                 loss_sum += loss.detach()
                 self.tokens_seen += x.numel() * self.dist.world_size
             if c.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
+                norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
+            else:
+                norm = torch.nn.utils.get_total_norm([p.grad for p in self.model.parameters() if p.grad is not None])
+            # Never let a NaN or inf into the weights. The norm is of the all-reduced gradients, the same on every
+            # process under DDP; the loss is this process's own, so only a single process stops on it.
+            if not torch.isfinite(norm) or (not self.dist.enabled and not torch.isfinite(loss_sum)):
+                raise TrainingDiverged(self.step + 1, float(loss_sum / c.grad_accum), float(norm),
+                                       self.checkpoints[-1] if self.checkpoints else None)
         except BaseException:
             set_rng_states(before[0], self.sampler.generator)
             self.tokens_seen = before[1]
@@ -366,6 +438,9 @@ class Trainer:
         bar = tqdm(total=end, initial=self.step, disable=not show, desc="training", dynamic_ncols=True)
         start, start_step, start_tokens = time.perf_counter(), self.step, self.tokens_seen
         interrupted, checkpoint = False, None
+        # marks where this part of the run starts in metrics.jsonl: at step 0 a new run (the file may hold older
+        # ones), later a continuation (course.plots.training.read_metrics reads the newest run, resumes included)
+        self._log({"event": "start", "step": self.step, "max_iters": end})
         try:
             while self.step < end:
                 stop = None
@@ -424,5 +499,7 @@ class Trainer:
             on_eval(self, val)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # python -m course.train: the command line lives in course.train_cli
+    from course.train_cli import main
+
     sys.exit(main())

@@ -15,12 +15,16 @@ from dataclasses import fields
 from typing import Any, Callable, Sequence
 
 from .model import GPTConfig
+from .train import Trainer
 from .train_config import PRESETS, TrainConfig
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m course.train", description="Pretrain a small GPT on Tiny Shakespeare.")
     p.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
+    p.add_argument("--apply-config-changes", action="store_true",
+                   help="with --resume true: train on with settings that differ from the checkpoint's (listed); "
+                        "without it such a resume stops and lists them")
     for f in fields(TrainConfig):
         if f.name != "model":
             p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None, type=_caster(str(f.type)))
@@ -49,6 +53,7 @@ def _caster(annotation: str) -> Callable[[str], Any]:
 def config_from_args(argv: Sequence[str] | None = None) -> TrainConfig:
     """The `TrainConfig` of a command line: the preset, then every option given."""
     args = vars(_parser().parse_args(argv))
+    args.pop("apply_config_changes")  # not a setting of the run: `main` passes it to the Trainer
     preset = PRESETS[args.pop("preset")]()
     model_over = {k[len("model_"):]: v for k, v in args.items() if k.startswith("model_") and v is not None}
     over = {k: v for k, v in args.items() if not k.startswith("model_") and v is not None}
@@ -62,10 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Train as the command line says; the exit status is 130 after Ctrl-C (a checkpoint was saved), else 0."""
     import torch.distributed as dist
 
-    from .train import Trainer
-
     config = config_from_args(argv)
-    trainer = Trainer(config)
+    apply = _parser().parse_args(argv).apply_config_changes
+    trainer = Trainer(config, config_changes="apply" if apply else "refuse")
     if trainer.dist.is_main:
         n = trainer.model.num_parameters()
         print(f"model: {n / 1e6:.2f}M parameters on {trainer.device}; {config.max_iters} steps", flush=True)

@@ -187,7 +187,7 @@ def test_a_dangling_pointer_is_a_clear_error_not_a_restart(run_with_two_checkpoi
         Trainer(tiny_config(out_dir=str(out), resume=True), data=tiny_data())
     assert "point_latest" in str(err.value) and "'ckpt_0000002'" in str(err.value)
     point_latest(out, "ckpt_0000002")  # what the message says to do
-    assert Trainer(tiny_config(out_dir=str(out), resume=True), data=tiny_data()).step == 2
+    assert Trainer(tiny_config(max_iters=4, out_dir=str(out), resume=True), data=tiny_data()).step == 2
 
 
 def _truncate_in_latest(out, file):
@@ -216,7 +216,8 @@ def test_a_truncated_tokenizer_or_config_is_a_clear_error(run_with_two_checkpoin
     out = run_with_two_checkpoints
     _truncate_in_latest(out, file)
     with pytest.raises(CheckpointError, match="the checkpoint is damaged") as err:
-        load_tokenizer(out)
+        # the tokenizer's kind comes from tokenizer.json's own format field: config.json is read by load_model
+        load_tokenizer(out) if file == "tokenizer.json" else load_model(out)
     assert file in str(err.value) and "'ckpt_0000002'" in str(err.value)
 
 

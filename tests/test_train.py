@@ -15,13 +15,13 @@ import torch
 
 from course.model import GPTConfig
 from course.tokenizers import CharTokenizer
+from course.train_cli import config_from_args
 from course.train import (
     BatchSampler,
     Dataset,
     TokenData,
     TrainConfig,
     Trainer,
-    config_from_args,
     latest_checkpoint,
     load_model,
     load_token_files,
@@ -103,7 +103,8 @@ def test_training_reduces_loss_and_logs(tmp_path):
     result = Trainer(c, data=tiny_data()).train()
     assert result.history["val_loss"][-1] < result.history["val_loss"][0] - 0.5
     lines = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert {"step", "loss", "lr", "tokens_per_s"} <= set(lines[0])
+    assert lines[0] == {"event": "start", "step": 0, "max_iters": 40}
+    assert {"step", "loss", "lr", "tokens_per_s"} <= set(lines[1])
     assert any("val_loss" in l for l in lines) and any("sample" in l for l in lines)
     assert result.checkpoint is not None and latest_checkpoint(tmp_path / "run") == result.checkpoint
 

@@ -11,11 +11,36 @@ from matplotlib.figure import Figure
 from . import PALETTE, new_figure
 
 
+def run_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records of the newest run in a metrics.jsonl log.
+
+    The trainer writes ``{"event": "start", "step": s}`` each time it starts: at
+    step 0 a new run begins (an out_dir may hold the logs of earlier runs); at a
+    later step the run goes on (a resume), and what was logged beyond step ``s``
+    before it (after the checkpoint it resumed from) is dropped. A log without
+    start records (older ones) is one run.
+    """
+    starts = [i for i, r in enumerate(records) if r.get("event") == "start"]
+    fresh = [i for i in starts if _step(records[i]) == 0]
+    begin = fresh[-1] if fresh else (starts[0] if starts else 0)
+    kept: list[dict[str, Any]] = []
+    for record in records[begin:]:
+        if record.get("event") == "start":
+            kept = [k for k in kept if _step(k) <= _step(record)]
+        else:
+            kept.append(record)
+    return kept
+
+
+def _step(record: dict[str, Any]) -> int:
+    return int(record.get("step", 0))
+
+
 def read_metrics(path: str | Path) -> dict[str, list]:
-    """A metrics.jsonl log as a history dict (the keys of `course.train.TrainResult.history`)."""
+    """A metrics.jsonl log's newest run (`run_records`) as a history dict (the keys of `course.train.TrainResult.history`)."""
     history: dict[str, list] = {k: [] for k in ("step", "loss", "lr", "eval_step", "val_loss", "train_loss")}
-    for line in Path(path).read_text().splitlines():
-        record = json.loads(line)
+    records = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    for record in run_records(records):
         if "loss" in record:
             for k in ("step", "loss", "lr"):
                 history[k].append(record[k])
