@@ -7,6 +7,7 @@
 #   make bench    the performance benchmarks (results in benchmarks/results/)
 #   make scaling-grid   chapter 09's grid of training runs (about 40 minutes; benchmarks/results/scaling.json)
 #   make grade SUBMISSIONS=folder   grade students' notebooks (RUNS THEIR CODE: docs/GRADING.md)
+#   make nbgrader the chapters as an nbgrader course folder in _build/nbgrader, nbgrader in _build/nbgrader-venv (docs/GRADING.md)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -16,7 +17,7 @@ STAMP := $(VENV)/.installed
 # CPU wheel; a looser spec would download a multi-GB CUDA build.
 TORCH_PIN := $(shell grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
 
-.PHONY: setup book execute render test lab browser-test student bench scaling-grid grade clean
+.PHONY: setup book execute render test lab browser-test student bench scaling-grid grade nbgrader clean
 
 setup: $(STAMP)
 
@@ -81,6 +82,14 @@ JOBS ?= 1
 grade: $(STAMP)
 	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=folder [CHAPTERS=00,01 TIMEOUT=60 JOBS=1 GRADES=_build/grades]"; exit 2; }
 	$(PY) tools/grade.py "$(SUBMISSIONS)" --out "$(GRADES)" --timeout $(TIMEOUT) --jobs $(JOBS) $(if $(CHAPTERS),--chapters $(CHAPTERS))
+
+# An nbgrader course folder (docs/GRADING.md, "Using nbgrader"): one assignment per chapter in
+# $(NBGRADER_OUT)/source/, answer and test cells from the exercises, 1 point each (POINTS=2 for more),
+# and nbgrader itself in _build/nbgrader-venv, on top of .venv (which stays as it is). CHAPTERS=00,01 for some.
+NBGRADER_OUT ?= _build/nbgrader
+
+nbgrader: $(STAMP)
+	$(PY) tools/nbgrader_export.py --out "$(NBGRADER_OUT)" --venv _build/nbgrader-venv $(if $(CHAPTERS),--chapters $(CHAPTERS)) $(if $(POINTS),--points $(POINTS))
 
 clean:
 	rm -rf _build
