@@ -22,13 +22,24 @@ def check_softmax(softmax) -> None:
     expect(out.shape == x.shape, f"softmax of a vector of shape {x.shape} returned shape {out.shape}: it must keep the shape.")
     expect(np.all(out >= 0), "softmax returned negative numbers: probabilities are never negative (did you forget exp?).")
     total = float(out.sum())
-    expect(abs(total - 1.0) < 1e-9, f"the outputs sum to {total:.4g}, not 1: divide by the sum of the exponentials.")
+    expect(abs(total - 1.0) < 1e-6, f"the outputs sum to {total:.4g}, not 1: divide by the sum of the exponentials.")
+    if np.allclose(out, x / x.sum()):
+        raise ExerciseFailed("softmax([1, 2, 3]) gave [1, 2, 3] / 6: you divided the raw values by their sum. "
+                             "Take exp first: exp(x) / exp(x).sum().")
     expect_close(out, _reference_softmax(x), "softmax([1, 2, 3])")
 
     # 2. A batch: every row is its own distribution.
     rng = np.random.default_rng(0)
     batch = rng.normal(size=(4, 5))
-    out = np.asarray(call(softmax, batch.copy()))
+    try:
+        out = np.asarray(call(softmax, batch.copy()))
+    except ExerciseFailed as failure:
+        if isinstance(failure.__cause__, ValueError) and "broadcast" in str(failure.__cause__):
+            raise ExerciseFailed(
+                f"{str(failure).rstrip()} On a (4, 5) batch a max or sum over the last axis has shape (4,), which does not "
+                "broadcast against (4, 5): pass keepdims=True so it stays (4, 1)."
+            ) from failure.__cause__
+        raise
     expect(out.shape == batch.shape, f"softmax of shape {batch.shape} returned shape {out.shape}.")
     rows, cols = out.sum(axis=-1), out.sum(axis=0)
     if not np.allclose(rows, 1.0) and np.allclose(cols, 1.0):
@@ -36,6 +47,9 @@ def check_softmax(softmax) -> None:
             "each column of your output sums to 1 but the rows do not: you normalised over axis 0. "
             "Use axis=-1 (the last axis) with keepdims=True."
         )
+    if np.isclose(out.sum(), 1.0):
+        raise ExerciseFailed("the whole (4, 5) batch sums to 1, not each row: you divided by the sum of everything. "
+                             "Sum over the last axis only: e.sum(axis=-1, keepdims=True).")
     expect(np.allclose(rows, 1.0), f"rows of your output sum to {np.round(rows, 3).tolist()}, not 1: "
            "sum over the last axis with keepdims=True so the division broadcasts per row.")
     expect_close(out, _reference_softmax(batch), "softmax of a 4x5 batch")
@@ -56,4 +70,4 @@ def check_softmax(softmax) -> None:
     out1 = np.asarray(call(softmax, x))
     expect(np.array_equal(x, before), "your softmax changed its input array in place: compute on a copy (x - max is a new array; x -= max is not).")
     out2 = np.asarray(call(softmax, x + 50.0))
-    expect_close(out2, out1, "softmax(x + 50) compared with softmax(x)", rtol=1e-9, atol=1e-12)
+    expect_close(out2, out1, "softmax(x + 50) compared with softmax(x)", rtol=1e-5, atol=1e-8)

@@ -25,11 +25,28 @@ def _as_dict(result: object, what: str) -> dict:
 @exercise_check("count_pairs")
 def check_count_pairs(count_pairs) -> None:
     """Counting adjacent pairs: a small case, overlaps, edge cases, no wrap-around, no side effects."""
+    got = _as_dict(call(count_pairs, [3, 1, 4, 1, 5]), "count_pairs([3, 1, 4, 1, 5])")
+    if got == _reference_pairs([3, 1, 4, 1]):
+        raise ExerciseFailed(
+            f"count_pairs([3, 1, 4, 1, 5]) returned {got}: the last pair (1, 5) is missing. A list of n ids has "
+            "n - 1 pairs: loop over range(len(ids) - 1), or use zip(ids, ids[1:])."
+        )
     ids = [1, 2, 3, 1, 2]
     got = _as_dict(call(count_pairs, list(ids)), "count_pairs([1, 2, 3, 1, 2])")
     expected = _reference_pairs(ids)
     if (2, 1) in got:
         raise ExerciseFailed("count_pairs([1, 2, 3, 1, 2]) counted the pair (2, 1): the last id has no right neighbour, pairs do not wrap around.")
+    if got == dict(Counter(zip(ids[::2], ids[1::2]))):
+        raise ExerciseFailed(
+            f"count_pairs([1, 2, 3, 1, 2]) returned {got}: you stepped by 2, so (2, 3) and (3, 1) were skipped. "
+            "Pairs overlap: every position i (but the last) starts a pair (ids[i], ids[i + 1])."
+        )
+    flipped = [key for key in got if key not in expected and key[::-1] in expected]
+    if flipped:
+        raise ExerciseFailed(
+            f"count_pairs([1, 2, 3, 1, 2]) has the key {flipped[0]}, but the ids appear as {flipped[0][::-1]}: "
+            "keep each pair in the order of the list, (ids[i], ids[i + 1]); do not sort it."
+        )
     if got.get((1, 2)) == 1:
         raise ExerciseFailed("count_pairs([1, 2, 3, 1, 2]) counted (1, 2) once, but it occurs twice: add 1 each time you see it.")
     expect(got == expected, f"count_pairs([1, 2, 3, 1, 2]) returned {got}, expected {expected}.")
@@ -78,6 +95,14 @@ def check_merge(merge) -> None:
     got = call(merge, list(ids), (1, 2), 9)
     expect(isinstance(got, list), f"merge returned a {type(got).__name__}; return a new list of ids.")
     _advanced_by_one(got, ids, (1, 2), 9)
+    if got == ids:
+        raise ExerciseFailed(
+            "merge([1, 2, 3, 1, 2], (1, 2), 9) merged nothing. Compare a tuple with the tuple pair: "
+            "(ids[i], ids[i + 1]) == pair (a list [a, b] never equals a tuple (a, b))."
+        )
+    if got == [9, 3, 1, 2]:
+        raise ExerciseFailed("merge([1, 2, 3, 1, 2], (1, 2), 9) returned [9, 3, 1, 2]: only the first occurrence was "
+                             "replaced. Keep scanning to the end of the list: every occurrence becomes 9.")
     expect(got == [9, 3, 9], f"merge([1, 2, 3, 1, 2], (1, 2), 9) returned {got}, expected [9, 3, 9].")
 
     got = call(merge, [3, 1, 2], (1, 2), 9)
@@ -89,6 +114,9 @@ def check_merge(merge) -> None:
 
     got = call(merge, [7, 7, 7], (7, 7), 9)
     _advanced_by_one(got, [7, 7, 7], (7, 7), 9)
+    if got == [7, 9]:
+        raise ExerciseFailed("merge([7, 7, 7], (7, 7), 9) returned [7, 9]: you scanned from the right. When occurrences "
+                             "overlap the left one wins: scan left to right, giving [9, 7].")
     if got == [9]:
         raise ExerciseFailed("merge([7, 7, 7], (7, 7), 9) returned [9]: the last 7 is not part of a pair but must still be copied. "
                              "Check the loop bound: visit every position, and look at ids[i + 1] only when it exists.")

@@ -76,6 +76,12 @@ def check_sinusoidal_pe(sinusoidal_pe: Callable[..., Any]) -> None:
                 "also works inside a model, but the formula interleaves them: column 2i is sin, column 2i+1 is cos "
                 "(use pe[:, 0::2] and pe[:, 1::2])."
             )
+        same_speed = np.arange(P, dtype=np.float64)[:, None] * np.ones(D // 2)
+        if _close(out, _interleave(np.sin(same_speed), np.cos(same_speed))):
+            raise ExerciseFailed(
+                "every pair of columns uses the angle pos itself: the exponent 2i/dim came out as 0. Integer "
+                "division? (2 * i // dim is 0 for every i < dim/2): divide as floats, 2 * i / dim."
+            )
         half_speed = _angles(P, D, 10000.0, exponent_scale=1.0)
         if _close(out, _interleave(np.sin(half_speed), np.cos(half_speed))):
             raise ExerciseFailed("your frequencies use 10000^(i/dim) where the formula has 10000^(2i/dim): i counts pairs, so the exponent is 2i/dim.")
@@ -110,9 +116,15 @@ def check_sinusoidal_pe(sinusoidal_pe: Callable[..., Any]) -> None:
 # --------------------------------------------------------------------------- exercise 2
 
 
-def _rotate(x: np.ndarray, positions: np.ndarray, base: float, sign: float = 1.0, pairing: str = "interleaved") -> np.ndarray:
+# RoPE and the shift matrix are compared to this absolute tolerance: angles computed in float32 (the default
+# dtype of torch.arange(0, d, 2) / d) are a valid answer and are off by about 1e-7; every slip is off by O(1).
+_TRIG_TOL = 1e-5
+
+
+def _rotate(x: np.ndarray, positions: np.ndarray, base: float, sign: float = 1.0, pairing: str = "interleaved",
+            exponent_scale: float = 2.0) -> np.ndarray:
     d = x.shape[-1]
-    ang = sign * positions.astype(np.float64)[:, None] * base ** (-np.arange(0, d, 2, dtype=np.float64) / d)
+    ang = sign * positions.astype(np.float64)[:, None] * base ** (-exponent_scale * np.arange(d // 2, dtype=np.float64) / d)
     c, s = np.cos(ang), np.sin(ang)
     if pairing == "interleaved":
         a, b = x[..., 0::2], x[..., 1::2]
@@ -136,31 +148,34 @@ def check_rope_rotate(rope_rotate: Callable[..., Any]) -> None:
     expect(out.shape == tuple(x.shape), f"rope_rotate returned shape {out.shape} for x of shape {tuple(x.shape)}: it must keep the shape.")
     xn, pn = x.numpy(), positions.numpy()
     ref = _rotate(xn, pn, 10000.0)
-    if not _close(out, ref, 1e-9):
-        if _close(out, _rotate(xn, pn, 10000.0, sign=-1.0), 1e-9):
+    if not _close(out, ref, _TRIG_TOL):
+        if _close(out, _rotate(xn, pn, 10000.0, sign=-1.0), _TRIG_TOL):
             raise ExerciseFailed("you rotate the wrong way round: pair (a, b) must become (a·cos - b·sin, a·sin + b·cos).")
-        if _close(out, _rotate(xn, pn, 10000.0, pairing="half"), 1e-9):
+        if _close(out, _rotate(xn, pn, 10000.0, pairing="half"), _TRIG_TOL):
             raise ExerciseFailed(
                 "you paired coordinate i with i + d/2 (the split-halves layout of GPT-NeoX and Llama). This exercise "
                 "uses interleaved pairs: (x[..., 0], x[..., 1]), (x[..., 2], x[..., 3]), ... (use 0::2 and 1::2)."
             )
-        if _close(out, _rotate(xn, np.arange(len(pn)), 10000.0), 1e-9):
+        if _close(out, _rotate(xn, np.arange(len(pn)), 10000.0), _TRIG_TOL):
             raise ExerciseFailed("you used positions 0, 1, 2, ... instead of the positions argument (here 3..8): rotate by positions * frequency.")
+        if _close(out, _rotate(xn, pn, 10000.0, exponent_scale=1.0), _TRIG_TOL):
+            raise ExerciseFailed("your frequencies use base^(-i/d) where the formula has base^(-2i/d): i counts pairs, "
+                                 "so the exponent is 2i/d (torch.arange(0, d, 2) / d).")
         norms_in, norms_out = np.linalg.norm(xn, axis=-1), np.linalg.norm(out, axis=-1)
         if not np.allclose(norms_in, norms_out):
             raise ExerciseFailed(
                 "the output vectors do not have the length of the input vectors: a rotation never changes length. "
                 "Both coordinates of a pair must use the same angle, with cos on the diagonal and ±sin off it."
             )
-    expect_close(out, ref, "rope_rotate(x, positions)", rtol=0.0, atol=1e-9)
+    expect_close(out, ref, "rope_rotate(x, positions)", rtol=0.0, atol=_TRIG_TOL)
 
     # Position 0 is no rotation at all; another base is used.
     zero = _float_array(call(rope_rotate, x, torch.zeros(6, dtype=torch.long)), "rope_rotate(x, zeros)")
-    expect_close(zero, xn, "rope_rotate(x, positions=0) (it must leave x unchanged)", rtol=0.0, atol=1e-12)
+    expect_close(zero, xn, "rope_rotate(x, positions=0) (it must leave x unchanged)", rtol=0.0, atol=_TRIG_TOL)
     out = _float_array(call(rope_rotate, x, positions, base=100.0), "rope_rotate(x, positions, base=100.0)")
-    if _close(out, ref, 1e-9):
+    if _close(out, ref, _TRIG_TOL):
         raise ExerciseFailed("rope_rotate ignores its base argument: the frequencies are base^(-2i/d).")
-    expect_close(out, _rotate(xn, pn, 100.0), "rope_rotate(x, positions, base=100.0)", rtol=0.0, atol=1e-9)
+    expect_close(out, _rotate(xn, pn, 100.0), "rope_rotate(x, positions, base=100.0)", rtol=0.0, atol=_TRIG_TOL)
 
     # The point of it all: the score depends only on the offset m - n.
     q = torch.randn(1, 8, dtype=torch.float64, generator=gen)
@@ -171,12 +186,20 @@ def check_rope_rotate(rope_rotate: Callable[..., Any]) -> None:
         kn = _float_array(call(rope_rotate, k, torch.tensor([2 + shift])), "rope_rotate(k, ...)")
         scores.append(float((qm * kn).sum()))
     expect(
-        max(scores) - min(scores) < 1e-9,
+        max(scores) - min(scores) < _TRIG_TOL,
         f"q(m)·k(n) should depend only on m - n, but positions (5, 2), (16, 13), (45, 42) give {[round(s, 6) for s in scores]}.",
     )
 
 
 # --------------------------------------------------------------------------- exercise 3
+
+
+def _blocks(cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
+    """The block-diagonal matrix whose 2x2 block i is [[cos_i, sin_i], [-sin_i, cos_i]]."""
+    m = np.zeros((2 * len(cos), 2 * len(cos)))
+    for i, (c, s) in enumerate(zip(cos, sin)):
+        m[2 * i : 2 * i + 2, 2 * i : 2 * i + 2] = [[c, s], [-s, c]]
+    return m
 
 
 @exercise_check("shift matrix")
@@ -190,9 +213,9 @@ def check_shift_matrix(shift_matrix: Callable[..., Any]) -> None:
         pe = _reference_pe(60, dim, base)
         predicted = pe[:-k or None] @ m.T  # row pos: M @ PE[pos]
         target = pe[k:]
-        if _close(predicted, target, 1e-8):
+        if _close(predicted, target, _TRIG_TOL):
             continue
-        if k and _close(pe[k:] @ m.T, pe[:-k], 1e-8):
+        if k and _close(pe[k:] @ m.T, pe[:-k], _TRIG_TOL):
             raise ExerciseFailed(
                 f"{what} moves positions back by {k} instead of forward: it is the inverse (the transpose) of the "
                 "right matrix. For the pair (sin a, cos a), sin(a + b) = sin a·cos b + cos a·sin b, so the first "
@@ -206,8 +229,22 @@ def check_shift_matrix(shift_matrix: Callable[..., Any]) -> None:
                 f"{what} has non-zero entries outside the 2x2 blocks on its diagonal: each pair (2i, 2i+1) only "
                 "mixes with itself, because each pair has its own frequency."
             )
+        if not np.allclose(m @ m.T, np.eye(dim), atol=_TRIG_TOL):
+            raise ExerciseFailed(
+                f"{what} is not a rotation (M Mᵀ is not the identity), so it changes the length of PE[pos]: "
+                "each 2x2 block is [[cos b, sin b], [-sin b, cos b]], with exactly one minus sign."
+            )
+        if dim > 2 and k and _close(m, _blocks(np.full(dim // 2, m[0, 0]), np.full(dim // 2, m[0, 1])), 1e-12):
+            raise ExerciseFailed(
+                f"{what} turns every pair by the same angle: each pair i has its own frequency, so its block "
+                "turns by b = k / base^(2i/dim)."
+            )
+        slower = k / base ** (np.arange(dim // 2) / dim)
+        if _close(m, _blocks(np.cos(slower), np.sin(slower)), _TRIG_TOL):
+            raise ExerciseFailed(f"{what} uses the angle k / base^(i/dim) where the formula has k / base^(2i/dim): "
+                                 "i counts pairs, so the exponent is 2i/dim.")
         default = _reference_pe(60, dim)
-        if base != 10000.0 and k and _close(default[:-k] @ m.T, default[k:], 1e-8):
+        if base != 10000.0 and k and _close(default[:-k] @ m.T, default[k:], _TRIG_TOL):
             raise ExerciseFailed(f"{what} ignores its base argument: the frequencies are 1 / base^(2i/dim).")
         worst = int(np.argmax(np.abs(predicted - target).max(axis=0)))
         raise ExerciseFailed(
@@ -216,4 +253,4 @@ def check_shift_matrix(shift_matrix: Callable[..., Any]) -> None:
         )
     m = _float_array(call(shift_matrix, -4, 8), "shift_matrix(-4, 8)")
     pe = _reference_pe(60, 8)
-    expect_close(pe[4:] @ m.T, pe[:-4], "shift_matrix(-4, 8) @ PE[pos] compared with PE[pos - 4]", rtol=0.0, atol=1e-8)
+    expect_close(pe[4:] @ m.T, pe[:-4], "shift_matrix(-4, 8) @ PE[pos] compared with PE[pos - 4]", rtol=0.0, atol=_TRIG_TOL)

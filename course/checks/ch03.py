@@ -42,6 +42,9 @@ def check_softmax(softmax) -> None:
     scores = rng.normal(size=(2, 3, 4))
     out = _arr(call(softmax, scores.copy()), "softmax(scores)")
     expect(out.shape == scores.shape, f"softmax of shape {scores.shape} returned shape {out.shape}: keep the shape.")
+    if (out < 0).any():
+        raise ExerciseFailed("your softmax has negative entries: weights are exp(score) / sum, never negative. "
+                             "Did you forget the exp?")
     rows = out.sum(axis=-1)
     if not np.allclose(rows, 1.0):
         for axis in (0, 1):
@@ -134,7 +137,9 @@ def check_attention_scores(attention_scores) -> None:
     )
     for factor, diagnosis in (
         (math.sqrt(d_k), "you forgot to divide by √d_k"),
-        (1 / math.sqrt(d_k), "you divided by d_k instead of √d_k"),
+        (1 / math.sqrt(d_k), "you divided by d_k instead of √d_k: the square root is missing"),
+        (d_k, "you multiplied by √d_k instead of dividing by it"),
+        (math.sqrt(d_k) / math.sqrt(q.shape[0]), "you divided by √(batch size), q.shape[0], instead of √d_k"),
         (math.sqrt(d_k) / math.sqrt(q.shape[-2]), "you divided by √(number of queries) instead of √d_k"),
         (math.sqrt(d_k) / math.sqrt(k.shape[-2]), "you divided by √(number of keys) instead of √d_k"),
     ):
@@ -162,8 +167,17 @@ def check_causal_attention(causal_attention) -> None:
     ref_out, ref_w = A.scaled_dot_product_attention(q, k, v, A.causal_mask(t))
     with np.errstate(all="ignore"):
         out, w = _pair(call(causal_attention, q.copy(), k.copy(), v.copy()), "causal_attention")
+    if out.shape == ref_w.shape and w.shape == ref_out.shape:
+        raise ExerciseFailed("you returned (weights, output): return (output, weights), the output first.")
     expect(w.shape == ref_w.shape, f"the weights must have shape (batch, time, time) = {ref_w.shape}; got {w.shape}.")
     expect(out.shape == ref_out.shape, f"the output must have shape (batch, time, d_v) = {ref_out.shape}; got {out.shape}.")
+    seen = np.abs(np.nan_to_num(w)) > 1e-12  # nan (a row with nothing visible) counts as nothing seen
+    strictly_past = np.tril(np.ones((t, t), dtype=bool), k=-1)
+    if not seen[:, strictly_past].any() and seen[:, np.triu(np.ones((t, t), dtype=bool), k=1)].any():
+        raise ExerciseFailed(
+            "your mask is the wrong triangle, inverted: it hides the past and shows the future (query i sees keys "
+            "j >= i instead of j <= i). Keep np.tril(ones), or hide np.triu(ones, k=1), not the other way round."
+        )
     self_weight = np.nan_to_num(np.diagonal(w, axis1=-2, axis2=-1))  # w[:, i, i]: how much query i attends to itself
     if np.abs(self_weight[:, 1:]).max() < 1e-12:
         raise ExerciseFailed(
@@ -176,7 +190,6 @@ def check_causal_attention(causal_attention) -> None:
     future = ~A.causal_mask(t)
     past = A.causal_mask(t)
     if np.abs(w[:, future]).max() > 0:
-        strictly_past = np.tril(np.ones((t, t), dtype=bool), k=-1)
         if np.abs(w[:, strictly_past]).max() == 0:
             raise ExerciseFailed(
                 "your mask is the wrong triangle: query i must see keys 0..i (the lower triangle, diagonal "
@@ -195,9 +208,14 @@ def check_causal_attention(causal_attention) -> None:
             "after the softmax, so the future still took part in the normalisation. Put -inf in the scores "
             "before the softmax instead."
         )
-    unscaled = A.scaled_dot_product_attention(q, k, v, A.causal_mask(t), scale=1.0)[1]
-    if np.allclose(w, unscaled, rtol=1e-6) and not np.allclose(w, ref_w, rtol=1e-6):
-        raise ExerciseFailed("your weights match softmax(q kᵀ) without the scale: divide the scores by √d_k.")
+    if not np.allclose(w, ref_w, rtol=1e-6):
+        for scale, diagnosis in (
+            (1.0, "your weights match softmax(q kᵀ) without the scale: divide the scores by √d_k."),
+            (1 / d, "your scores were divided by d_k, not by √d_k: the square root is missing."),
+            (math.sqrt(d), "your scores were multiplied by √d_k: divide by it instead."),
+        ):
+            if np.allclose(w, A.scaled_dot_product_attention(q, k, v, A.causal_mask(t), scale=scale)[1], rtol=1e-6):
+                raise ExerciseFailed(diagnosis)
     expect_close(w, ref_w, "your attention weights", rtol=1e-6, atol=1e-9)
     expect(w[:, past].min() > 0, "a visible key got weight exactly 0: only the future should be masked.")
     expect_close(out, ref_out, "your output (weights @ v)", rtol=1e-6, atol=1e-9)
@@ -220,6 +238,9 @@ def check_attention_backward(attention_backward) -> None:
         f"`attention_backward` must return (dq, dk, dv); got {type(result).__name__}.",
     )
     dq, dk, dv = (_arr(r, name) for r, name in zip(result, ("dq", "dk", "dv")))
+    if dq.shape == k.shape and dk.shape == q.shape:
+        raise ExerciseFailed(f"dq has the shape of k {k.shape} and dk the shape of q {q.shape}: did you return "
+                             "(dk, dq, dv)? Return (dq, dk, dv), in that order.")
     for name, got, want in (("dq", dq, q), ("dk", dk, k), ("dv", dv, v)):
         expect(
             got.shape == want.shape,
@@ -237,9 +258,17 @@ def check_attention_backward(attention_backward) -> None:
     scale = 1 / math.sqrt(q.shape[-1])
     d_p = g_out @ v.T
     no_jacobian_term = p * d_p  # forgot "- rowsum(dP * P)"
+    column_sum = p * (d_p - (d_p * p).sum(axis=0, keepdims=True))  # the row sum taken down the columns
+    unweighted = p * (d_p - d_p.sum(axis=-1, keepdims=True))  # forgot the P inside the sum
     slips = {
         "the softmax Jacobian is missing its second term: dS = P * (dP - (dP * P).sum(axis=-1, keepdims=True)), "
         "not just P * dP": (no_jacobian_term @ k * scale, no_jacobian_term.T @ q * scale),
+        "the softmax Jacobian's sum runs over the wrong axis: (dP * P).sum(axis=-1, keepdims=True), one sum per "
+        "query row, not axis=0": (column_sum @ k * scale, column_sum.T @ q * scale),
+        "the softmax Jacobian's second term is the sum of dP * P (weighted by P), not of dP alone: "
+        "dS = P * (dP - (dP * P).sum(axis=-1, keepdims=True))": (unweighted @ k * scale, unweighted.T @ q * scale),
+        "it carries 1/d_k instead of 1/√d_k, the scale applied twice; S = q kᵀ/√d_k gives one factor 1/√d_k":
+            (ref["q"] * scale, ref["k"] * scale),
         "the 1/√d_k factor is missing: the scores were scaled in the forward pass, so dq and dk carry it too":
             (ref["q"] / scale, ref["k"] / scale),
     }

@@ -9,6 +9,8 @@ Each check builds its own inputs and names the classic mistake it recognises.
 
 from __future__ import annotations
 
+import numbers
+from dataclasses import replace
 from typing import Callable
 
 import torch
@@ -69,6 +71,16 @@ def check_block_forward(block_forward: Callable[..., Tensor]) -> None:
                 h + mlp(norm2(x)),
             "the two norms are swapped: norm1 goes before the attention, norm2 before the MLP.":
                 (a := x + attn(norm2(x))) + mlp(norm1(a)),
+            "you used norm1 for both sub-layers: the MLP reads norm2(h); each sub-layer has its own norm.":
+                h + mlp(norm1(h)),
+            "the MLP ran before the attention: first h = x + attn(norm1(x)), then h + mlp(norm2(h)).":
+                (a := x + mlp(norm2(x))) + attn(norm1(a)),
+            "you normalised the sub-layers' outputs, x + norm(f(x)): in a pre-norm block the norm is applied to "
+            "the sub-layer's input, x + f(norm(x)).":
+                (a := x + norm1(attn(x))) + norm2(mlp(a)),
+            "you normalised the block's output: a pre-norm block returns h + mlp(norm2(h)) as it is (the model "
+            "applies one final norm after the last block).":
+                norm2(reference),
         }
         if not torch.allclose(out, reference, atol=1e-5):
             for message, wrong in mistakes.items():
@@ -328,8 +340,9 @@ def check_count_parameters(count_parameters: Callable[..., int]) -> None:
     """Compare with the built model's count on configurations that each change one thing."""
     for name, config in _configs():
         got = call(count_parameters, config)
-        expect(isinstance(got, int) and not isinstance(got, bool),
+        expect(isinstance(got, numbers.Integral) and not isinstance(got, bool),
                f"count_parameters must return an int; it returned {type(got).__name__} for {name}.")
+        got = int(got)
         want = _actual(config)
         if got == want:
             continue
@@ -344,6 +357,18 @@ def check_count_parameters(count_parameters: Callable[..., int]) -> None:
             -2 * d: "the final norm (weight and bias) is missing.",
             (2 * c.n_layer + 1) * d: "RMSNorm has a weight and no bias: count d per norm, not 2d.",
         }
+        b = 1 if c.bias else 0
+        norm = d if c.norm == "rmsnorm" else d + b * d
+        hints.update({
+            v: "the tied (or untied) head has no bias: it is a matrix of vocab_size x n_embd, nothing more.",
+            -c.n_layer * (d * d + b * d): "the attention's output projection (n_embd x n_embd, plus its bias) is missing.",
+            -c.n_layer * norm: "each block has two norms (one before the attention, one before the MLP); you count one.",
+            -(want - _actual(replace(c, n_layer=c.n_layer - 1))): "one block too few: count n_layer blocks.",
+        })
+        if c.bias:
+            hints[-3 * c.n_layer * d] = "the qkv projection's bias (3 x n_embd per block) is missing."
+            hints[_actual(replace(c, bias=False)) - want] = ("no bias is counted: with bias=True every linear layer has "
+                                                             "one (qkv, proj, the MLP's) and LayerNorm has one too.")
         if c.mlp == "swiglu":
             hints[-c.n_layer * (d * h + (h if c.bias else 0))] = "SwiGLU has three matrices (gate, up, down), not two."
         hint = hints.get(diff, "count each layer's weights and biases: attention (qkv and proj), MLP, two norms per "

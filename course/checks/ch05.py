@@ -52,9 +52,16 @@ def check_get_batch(get_batch) -> None:
     expect(bool((torch.diff(x, dim=1) == 1).all()), "each row of x must be a contiguous window of the data.")
     # every start must be possible, and none may run past the end
     g = torch.Generator().manual_seed(1)
-    starts = torch.cat([_batch(get_batch, torch.arange(20), 8, 64, g)[0][:, 0] for _ in range(20)])
+    batches = [_batch(get_batch, torch.arange(20), 8, 64, g)[0][:, 0] for _ in range(20)]
+    expect(all(len(set(b.tolist())) > 1 for b in batches),
+           "every row of a batch starts at the same position: draw batch_size starts, one per row "
+           "(torch.randint(..., (batch_size,), generator=generator)).")
+    starts = torch.cat(batches)
     expect(int(starts.max()) <= 11, f"a window starts at {int(starts.max())}: with 20 tokens and block 8 the last valid start is 11 (the target needs one more token).")
-    expect(int(starts.max()) == 11 and int(starts.min()) == 0, "some valid starts never occur: draw starts from 0 .. len(data) - block_size - 1.")
+    expect(int(starts.min()) == 0, "no window ever starts at position 0: the starts are offsets into the data and begin "
+           "at 0 (torch.randint(high, ...) draws 0 .. high - 1; a low of 1 skips the first token).")
+    expect(int(starts.max()) == 11, "no window ever starts at 11, the last valid start (20 tokens, block 8): "
+           "torch.randint(high, ...) never draws high itself, so pass high = len(data) - block_size, not one less.")
     # it must use the generator it was given (reproducible batches)
     a = _batch(get_batch, data, 8, 5, torch.Generator().manual_seed(3))[0]
     b = _batch(get_batch, data, 8, 5, torch.Generator().manual_seed(3))[0]
@@ -66,19 +73,43 @@ def check_learning_rate(learning_rate) -> None:
     kw = dict(lr=1.0, min_lr=0.1, warmup=10, total=100)
     config = TrainConfig(lr=1.0, min_lr=0.1, warmup_iters=10, max_iters=100, lr_decay_iters=100)
     values = [float(call(learning_rate, s, **kw)) for s in range(110)]
+    tol = 1e-6  # float32 (a torch scalar) is fine
+    warm = values[:10]
+    if values[0] == 0 and all(abs(v - s / 10) < tol for s, v in enumerate(warm)):
+        raise ExerciseFailed("your warmup is lr * step / warmup, without the offset: the learning rate at step 0 is 0, "
+                             "so that step does nothing. The course warms up as lr * (step + 1) / (warmup + 1).")
     expect(values[0] > 0, "the learning rate at step 0 is 0: that step would do nothing. Warm up from lr/(warmup+1), as lr * (step + 1) / (warmup + 1).")
+    if all(abs(v - (s + 1) / 10) < tol for s, v in enumerate(warm)):
+        raise ExerciseFailed("your warmup is lr * (step + 1) / warmup: it reaches the peak at step 9, one step early, and "
+                             "stays there at step 10. The course warms up as lr * (step + 1) / (warmup + 1), so the "
+                             "first step after warmup (step 10) is the first at the peak.")
+    if all(abs(v - (0.1 + 0.9 * (s + 1) / 11)) < tol for s, v in enumerate(warm)):
+        raise ExerciseFailed("your warmup rises from min_lr: it starts from 0, as lr * (step + 1) / (warmup + 1); "
+                             "min_lr is only where the cosine ends.")
     expect(all(a < b for a, b in zip(values[:10], values[1:11])), "during warmup (steps 0..9) the learning rate must increase every step.")
-    expect(abs(values[10] - 1.0) < 1e-9, f"at the end of warmup (step 10) the rate should be the peak lr = 1.0, got {values[10]:.4g}.")
+    if abs(values[10] - 1.9) < tol:
+        raise ExerciseFailed("at step 10 the rate is 1.9, above the peak lr = 1.0: the cosine factor is "
+                             "0.5 * (1 + cos(pi * progress)), which runs from 1 to 0; you left out the 0.5.")
+    if abs(values[10] - (0.1 + 0.45 * (1 + math.cos(math.pi * 10 / 100)))) < tol:
+        raise ExerciseFailed("right after warmup the rate is already below the peak: the cosine's progress counts from "
+                             "the end of warmup, (step - warmup) / (total - warmup), not step / total.")
+    expect(abs(values[10] - 1.0) < tol, f"at the end of warmup (step 10) the rate should be the peak lr = 1.0, got {values[10]:.4g}.")
     mid = values[55]
-    if abs(mid - 0.55) > 1e-6:
-        if abs(mid - 0.5) < 1e-6:
+    if abs(mid - 0.55) > tol:
+        if abs(mid - 0.5) < tol:
             raise ExerciseFailed("halfway through the decay the rate is 0.5: the cosine must decay to min_lr, not to 0 (min_lr + 0.5(1+cos)(lr - min_lr)).")
+        if abs(mid - 0.1) < tol:
+            raise ExerciseFailed("halfway through the decay the rate is already min_lr: that is a full cosine period, "
+                                 "cos(2 pi progress). The decay is half a period: cos(pi * progress).")
         raise ExerciseFailed(f"halfway through the cosine decay (step 55) the rate should be (lr + min_lr)/2 = 0.55, got {mid:.4g}.")
+    if abs(values[32] - (1.0 - 0.9 * 22 / 90)) < tol:
+        raise ExerciseFailed("your decay is a straight line from lr to min_lr: it follows half a cosine, "
+                             "min_lr + 0.5 * (1 + cos(pi * progress)) * (lr - min_lr).")
     expect(all(a >= b for a, b in zip(values[10:100], values[11:101])), "after warmup the learning rate must never increase.")
-    expect(all(abs(v - 0.1) < 1e-12 for v in values[100:]), "after the last decay step the rate must stay at min_lr.")
+    expect(all(abs(v - 0.1) < tol for v in values[100:]), "after the last decay step the rate must stay at min_lr.")
     reference = [lr_at(s, config) for s in range(110)]
     worst = max(abs(a - b) for a, b in zip(values, reference))
-    expect(worst < 1e-9, f"your schedule differs from course.train.lr_at by up to {worst:.3g}.")
+    expect(worst < tol, f"your schedule differs from course.train.lr_at by up to {worst:.3g}.")
 
 
 def _dropout_model() -> tuple[GPT, list[tuple[torch.Tensor, torch.Tensor]]]:
@@ -95,7 +126,8 @@ def check_estimate_loss(estimate_loss) -> None:
     model.train()
     with torch.no_grad():
         model.eval()
-        expected = sum(model(x, y)[1].item() for x, y in batches) / len(batches)
+        per_batch = [model(x, y)[1].item() for x, y in batches]
+        expected = sum(per_batch) / len(batches)
         model.train()
     grad_modes: list[bool] = []  # torch.is_grad_enabled() at each of the learner's model calls
     model.tok_emb.register_forward_pre_hook(  # the embedding runs on every call, model(x, y) or model.forward(x, y)
@@ -120,6 +152,12 @@ def check_estimate_loss(estimate_loss) -> None:
         again = call(estimate_loss, model, batches)
         if abs(float(again) - got) > 1e-6:
             raise ExerciseFailed("two evaluations of the same model on the same batches differ: dropout is still on. Call model.eval() before evaluating.")
+        if abs(got - expected * len(batches)) < 1e-4:
+            raise ExerciseFailed(f"your loss {got:.5f} is the sum of the {len(batches)} batch losses: divide by the "
+                                 "number of batches to get the mean.")
+        if any(abs(got - one) < 1e-5 for one in per_batch):
+            raise ExerciseFailed(f"your loss {got:.5f} is the loss of a single batch: average the losses of all "
+                                 f"{len(batches)} batches (is the return inside the loop, or the loss overwritten?).")
         raise ExerciseFailed(f"your loss {got:.5f} differs from the mean batch loss {expected:.5f}: average the loss over all the batches.")
     if any(grad_modes):
         raise ExerciseFailed(

@@ -24,6 +24,12 @@ def check_zero_bytes(zero_bytes_per_gpu) -> None:
                              "fp32 AdamW training keeps 16: weights 4, gradients 4, exp_avg 4, exp_avg_sq 4.")
     expect(len(set(got.values())) > 1, "you return the same number for every stage: each stage shards one more piece "
            "(1: AdamW states, 2: also gradients, 3: also weights).")
+    wants = {stage: sharded_state_bytes(n, world, stage) for stage in range(4)}
+    if all(abs(got[stage] - 8 * wants[stage]) < 1 for stage in range(4)):
+        raise ExerciseFailed("your numbers are 8 times too large: that is bits. Return bytes (a float32 is 4 bytes).")
+    if all(abs(got[stage] - wants[stage - 1]) < 1 for stage in range(1, 4)):
+        raise ExerciseFailed("your stages are shifted by one: stage 1 already shards the AdamW states, stage 2 also "
+                             "the gradients, stage 3 also the weights (stage 0 is plain DDP, nothing sharded).")
     for stage in range(4):
         want = sharded_state_bytes(n, world, stage)
         if abs(got[stage] - want) > 1:
@@ -44,7 +50,7 @@ def check_quantize_rows(quantize_rows_int8) -> None:
     g = torch.Generator().manual_seed(0)
     w = torch.randn(4, 16, generator=g) * torch.tensor([[0.01], [1.0], [30.0], [0.5]])
     out = call(quantize_rows_int8, w.clone())
-    expect(isinstance(out, tuple) and len(out) == 2, "return a pair (q, scale).")
+    expect(isinstance(out, (tuple, list)) and len(out) == 2, "return a pair (q, scale).")
     q, scale = out
     expect(isinstance(q, torch.Tensor) and q.dtype == torch.int8, f"q must be a torch.int8 tensor, got {getattr(q, 'dtype', type(q).__name__)}: "
            "convert with .to(torch.int8) after rounding.")
@@ -59,14 +65,41 @@ def check_quantize_rows(quantize_rows_int8) -> None:
            "(divide the row's max |w| by 127, not by 255 or 128).")
     err = (q.float() * scale - w).abs()
     worst = float((err / (scale / 2)).max())
-    expect(worst <= 1.0 + 1e-4, f"some weight moved by {worst:.2f} half-steps after q·scale: round to the nearest integer "
-           "(torch.round), do not truncate (.to(int8) alone cuts towards zero).")
+    if worst > 1.0 + 1e-4:
+        amax = w.abs().amax(dim=1, keepdim=True)
+        if torch.allclose(scale * amax, torch.full_like(amax, 127.0), rtol=1e-4):
+            raise ExerciseFailed("your scale is 127 / max|w|, the reciprocal: w ≈ q · scale needs scale = max|w| / 127 "
+                                 "(and q = round(w / scale)).")
+        for divisor in (255.0, 128.0):
+            if torch.allclose(scale, amax / divisor, rtol=1e-4):
+                raise ExerciseFailed(
+                    f"your scale is max|w| / {divisor:g}, so the row maximum maps to ±{divisor:g}, beyond the int8 "
+                    "range, and is clipped to ±127. Divide by 127: the largest |w| becomes exactly ±127."
+                )
+        if torch.allclose(scale, w.abs().mean(dim=1, keepdim=True) / 127, rtol=1e-4):
+            raise ExerciseFailed("your scale comes from the mean |w| of the row, not its maximum: every weight above the "
+                                 "mean maps beyond ±127 and is clipped. Use the row's max |w| / 127.")
+        exact = w / scale
+        if torch.equal(q.to(torch.int64), exact.trunc().clamp(-127, 127).to(torch.int64)):
+            raise ExerciseFailed(f"some weight moved by {worst:.2f} half-steps after q·scale: round to the nearest "
+                                 "integer (torch.round), do not truncate (.to(int8) alone cuts towards zero).")
+        if int((q.abs() == 127).sum()) > w.shape[0]:
+            raise ExerciseFailed(f"{int((q.abs() == 127).sum())} weights sit at ±127, clipped: your scale is too small. "
+                                 "Only the row maximum should reach ±127: scale = max|w| / 127 per row.")
+        raise ExerciseFailed(f"some weight moved by {worst:.2f} half-steps after q·scale: q = round(w / scale), "
+                             "clamped to [-127, 127], with scale = max|w| / 127 per row.")
     z = torch.zeros(2, 8)
     z[1] = torch.linspace(-1, 1, 8)
     q0, s0 = call(quantize_rows_int8, z.clone())
     s0 = torch.as_tensor(s0, dtype=torch.float32)
     expect(bool(torch.isfinite(s0).all()) and bool((q0[0] == 0).all()),
            "an all-zero row gave nan or non-zero values: its scale is 0 and 0/0 is nan; use scale 1 for such rows.")
+    expect(bool((s0.flatten()[0] > 0)),
+           "an all-zero row got scale 0, so quantizing it divides 0 by 0 = nan (the cast to int8 only hides it). "
+           "Give such rows a positive scale, e.g. torch.where(scale > 0, scale, 1).")
+    expect(bool(torch.isfinite(q0.float() * s0).all()) and torch.allclose(q0.float() * s0, z, atol=float(s0[1]) / 2 + 1e-6),
+           "on a matrix with an all-zero row, q · scale does not give back the weights (nan, or a value off by more "
+           "than half a step): quantize each row with its own scale.")
 
 
 @exercise_check("gradient accumulation")
@@ -114,6 +147,17 @@ def check_accumulation(accumulate_gradients) -> None:
         if close(grads, last) or close(grads, [r / k for r in last]):
             raise ExerciseFailed("only the last micro-batch's gradient is left: gradients accumulate by themselves across "
                                  "backward() calls; do not zero them (or reassign .grad) inside the loop.")
+        size = len(x.chunk(k)[0])
+        if close(grads, [r * k / size for r in ref]):
+            raise ExerciseFailed(f"you divided each micro-batch's loss by its size ({size}): the loss is already a mean "
+                                 f"over the micro-batch. Divide by the number of micro-batches, k={k}.")
+        torch.manual_seed(0)
+        first_model = GPT(config)
+        first_model(x.chunk(k)[0], y.chunk(k)[0])[1].backward()
+        first_only = [p.grad for p in first_model.parameters()]
+        if close(grads, first_only) or close(grads, [r / k for r in first_only]):
+            raise ExerciseFailed("only the first micro-batch's gradient is there: run forward and backward on every one "
+                                 "of the k micro-batches (is the return, or a break, inside the loop?).")
         diff = max(float((u - v).abs().max()) for u, v in zip(grads, ref))
         raise ExerciseFailed(f"with k={k} your gradients differ from the big batch's by up to {diff:.3g} "
                              f"(first entry: yours {float(mine.flatten()[0]):.4g}, expected {float(first.flatten()[0]):.4g}). "
