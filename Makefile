@@ -7,6 +7,7 @@
 #   make bench    the performance benchmarks (results in benchmarks/results/)
 #   make scaling-grid   chapter 09's grid of training runs (about 40 minutes; benchmarks/results/scaling.json)
 #   make grade SUBMISSIONS=folder   grade students' notebooks (RUNS THEIR CODE: docs/GRADING.md)
+#   make grade-sandboxed SUBMISSIONS=folder   the same inside a bubblewrap sandbox (Linux, bwrap installed)
 #   make nbgrader the chapters as an nbgrader course folder in _build/nbgrader, nbgrader in _build/nbgrader-venv (docs/GRADING.md)
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -17,7 +18,7 @@ STAMP := $(VENV)/.installed
 # CPU wheel; a looser spec would download a multi-GB CUDA build.
 TORCH_PIN := $(shell grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
 
-.PHONY: setup book execute render test lab browser-test student bench scaling-grid grade nbgrader clean
+.PHONY: setup book execute render test lab browser-test student bench scaling-grid grade grade-sandboxed nbgrader clean
 
 setup: $(STAMP)
 
@@ -82,6 +83,12 @@ JOBS ?= 1
 grade: $(STAMP)
 	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=folder [CHAPTERS=00,01 TIMEOUT=60 JOBS=1 GRADES=_build/grades]"; exit 2; }
 	$(PY) tools/grade.py "$(SUBMISSIONS)" --out "$(GRADES)" --timeout $(TIMEOUT) --jobs $(JOBS) $(if $(CHAPTERS),--chapters $(CHAPTERS))
+
+# The same in a bubblewrap sandbox: no network, an empty environment, the course and the submissions
+# read-only, only $(GRADES) writable (tools/grade_sandboxed.sh; docs/GRADING.md).
+grade-sandboxed: $(STAMP)
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade-sandboxed SUBMISSIONS=folder [CHAPTERS=00,01 TIMEOUT=60 JOBS=1 GRADES=_build/grades]"; exit 2; }
+	PYTHON=$(PY) tools/grade_sandboxed.sh "$(SUBMISSIONS)" "$(GRADES)" --timeout $(TIMEOUT) --jobs $(JOBS) $(if $(CHAPTERS),--chapters $(CHAPTERS))
 
 # An nbgrader course folder (docs/GRADING.md, "Using nbgrader"): one assignment per chapter in
 # $(NBGRADER_OUT)/source/, answer and test cells from the exercises, 1 point each (POINTS=2 for more),

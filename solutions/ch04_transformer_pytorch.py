@@ -1,26 +1,18 @@
 """Reference solutions of chapter 04's exercises (attention in PyTorch and the GPT model)."""
 
-from __future__ import annotations
-
-from typing import Callable
-
 import torch
-from torch import Tensor
 
 
-def block_forward(
-    x: Tensor,
-    norm1: Callable[[Tensor], Tensor],
-    attn: Callable[[Tensor], Tensor],
-    norm2: Callable[[Tensor], Tensor],
-    mlp: Callable[[Tensor], Tensor],
-) -> Tensor:
-    """One pre-norm Transformer block: each sub-layer reads a normalised copy and adds to the stream."""
+def block_forward(x: torch.Tensor, norm1, attn, norm2, mlp) -> torch.Tensor:
+    """One pre-norm Transformer block: each sub-layer reads a normalised copy and adds to the stream.
+
+    ``norm1``, ``attn``, ``norm2`` and ``mlp`` are the block's sub-layers, each a function of a (batch, time, d) tensor.
+    """
     h = x + attn(norm1(x))
     return h + mlp(norm2(h))
 
 
-def future_leak(model: Callable[[Tensor], Tensor], idx: Tensor, t: int, vocab_size: int) -> float:
+def future_leak(model, idx: torch.Tensor, t: int, vocab_size: int) -> float:
     """The largest change of the outputs at positions < t when the token at position t changes."""
     changed = idx.clone()
     changed[:, t] = (changed[:, t] + 1) % vocab_size  # a different, valid token id

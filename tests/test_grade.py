@@ -7,7 +7,10 @@ own process); the endless loop gets a 2-second limit.
 from __future__ import annotations
 
 import csv
+import os
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import jupytext
 import nbformat
@@ -34,6 +37,21 @@ WRONG_COUNT = """def count_pairs(ids):
 HALF_DONE_MERGE = """def merge(ids, pair, new_id):
     out = []  # started, then gave up
     raise NotImplementedError
+"""
+NO_IMPORT_SOFTMAX = """def softmax(x):
+    e = np.exp(x - np.max(x, axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+"""
+FORGE = """import json, os, sys
+open(sys.argv[3], "w").write(json.dumps({"status": "pass", "message": "x"}))
+os._exit(0)
+"""
+TAMPER = """import course.checks.ch00 as checks
+checks.expect_close = lambda *args, **kwargs: None
+checks.expect = lambda *args, **kwargs: None
+
+def softmax(x):
+    return x
 """
 
 
@@ -104,6 +122,16 @@ def graded(tmp_path_factory):
 
     # the reference solutions package is not importable from a student's cell
     write(subs / "imports_solution", CH00, with_stubs(CH00, {0: "from solutions.ch00_introduction import softmax\n"}))
+
+    # the chapter's imports: a softmax without `import numpy as np` uses the notebook's np, as in the notebook
+    write(subs / "chapter_np", CH00, with_stubs(CH00, {0: NO_IMPORT_SOFTMAX}))
+    # the student's function raises when the check calls it: an error naming the exception and the line
+    write(subs / "name_error", CH00, with_stubs(CH00, {0: "def softmax(x):\n    return numpy.exp(x)\n"}))
+    write(subs / "raising", CH01, with_stubs(CH01, {0: "def count_pairs(ids):\n    raise ValueError('boom')\n"}))
+    # a forged verdict, the way the grader used to receive it (a file named on the command line)
+    write(subs / "forger", CH00, with_stubs(CH00, {0: FORGE}))
+    # the check's helpers replaced so that a wrong answer passes
+    write(subs / "tamperer", CH00, with_stubs(CH00, {0: TAMPER}))
 
     # not a notebook at all
     (subs / "corrupt").mkdir()
@@ -202,6 +230,31 @@ def test_notebook_in_a_subfolder_is_found_and_magics_are_skipped(graded):
     assert status(graded, "nested", SOFTMAX) == "pass", message(graded, "nested", SOFTMAX)
 
 
+def test_the_chapters_imports_run_before_the_cell(graded):
+    assert status(graded, "chapter_np", SOFTMAX) == "pass", message(graded, "chapter_np", SOFTMAX)
+
+
+def test_an_exception_of_the_students_function_during_the_check_is_an_error(graded):
+    assert status(graded, "name_error", SOFTMAX) == "error"
+    text = message(graded, "name_error", SOFTMAX)
+    assert "`softmax` raised NameError (line 2 of the cell) when the check called it" in text, text
+    assert "numpy" in text
+    assert status(graded, "raising", COUNT) == "error"
+    assert "ValueError" in message(graded, "raising", COUNT) and "boom" in message(graded, "raising", COUNT)
+
+
+def test_a_forged_verdict_is_an_error_flagged_for_review(graded):
+    assert status(graded, "forger", SOFTMAX) == "error"
+    assert "[review: the cell uses os._exit" in message(graded, "forger", SOFTMAX)
+
+
+def test_replacing_the_checks_helpers_is_caught(graded):
+    assert status(graded, "tamperer", SOFTMAX) == "error"
+    text = message(graded, "tamperer", SOFTMAX)
+    assert "replaced course.checks.ch00.expect" in text, text
+    assert "[review: the cell uses course.checks]" in text, text
+
+
 def test_reports(graded):
     results, out = graded
     with open(out / "grades.csv", newline="") as f:
@@ -273,3 +326,156 @@ def test_malformed_cells_do_not_crash_the_matcher():
              {"cell_type": "markdown", "source": "text"}]
     matched = grade.match_stubs(cells, found)  # no exception; the unparsable cell is still merge's answer
     assert set(matched) == {1}
+
+
+def test_the_chapters_imports_are_read_from_the_chapter():
+    shift = grade.chapter_exercises(NOTEBOOKS / "02_embeddings_and_positions.md")[1]
+    assert shift.names == ["shift_matrix"]
+    assert "import math" in shift.imports and "import torch" in shift.imports
+    assert not any("solutions" in i for i in shift.imports)
+    intro = grade.chapter_exercises(NOTEBOOKS / f"{CH00}.md")[0]
+    assert "import numpy as np" in intro.imports
+    assert "import importlib, importlib.util, os, subprocess, sys" not in intro.imports  # the Colab setup cell's
+    assert grade.imported_names("import torch.nn.functional as F") == {"F"}
+    assert grade.imported_names("import os.path, numpy as np") == {"os", "np"}
+
+
+def test_a_later_exercise_gets_the_earlier_exercises_reference_functions():
+    encode = grade.chapter_exercises(NOTEBOOKS / f"{CH01}.md")[2]
+    assert encode.earlier == ("count_pairs", "merge") and encode.module == "ch01_tokenization"
+    source = grade.earlier_functions(encode)
+    assert "def merge(" in source and "def count_pairs(" in source and "def bpe_encode(" not in source
+
+
+# ---------------------------------------------------------------------------
+# what a student's code cannot do to the grader (each case: one exercise process)
+
+SOFTMAX_CHECK = "from course.checks.ch00 import check_softmax\ncheck_softmax(softmax)\n"
+
+
+def run(stub: str, **limits) -> tuple[str, str]:
+    return grade.run_exercise(stub, SOFTMAX_CHECK, env=grade.child_environment(), limits=grade.Limits(**limits))
+
+
+def test_a_verdict_without_the_nonce_is_rejected():
+    # a "pass" written on every descriptor the process has, then an exit before the check
+    forge = (
+        "import json, os\n"
+        "line = (json.dumps({'status': 'pass', 'message': 'x'}) + '\\n').encode()\n"
+        "for fd in range(3, 64):\n"
+        "    try:\n"
+        "        os.write(fd, line)\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "os._exit(0)\n"
+    )
+    status, text = run(forge)
+    assert status == "error" and "verdict" in text, text
+    assert set(grade.review_flags(forge)) == {"os.write", "os._exit"}
+
+
+def test_an_exit_before_the_check_is_an_error_without_a_verdict():
+    status, text = run("import os\nos._exit(0)\n")
+    assert status == "error" and "ended without a verdict" in text, text
+    status, text = run("import sys\nsys.exit(0)\n")  # SystemExit is caught: the cell raised it
+    assert status == "error" and "SystemExit" in text, text
+
+
+def test_the_students_code_does_not_see_the_graders_environment(monkeypatch):
+    monkeypatch.setenv("GRADER_SECRET_TOKEN", "s3cr3t-value")
+    status, text = run("import os\nraise RuntimeError(sorted(os.environ), any('s3cr3t' in v for v in os.environ.values()))\n")
+    assert status == "error" and "RuntimeError" in text and "'PYTHONPATH'" in text, text
+    assert "GRADER_SECRET_TOKEN" not in text and text.endswith("False)"), text
+    env = grade.child_environment()
+    assert "GRADER_SECRET_TOKEN" not in env and env["MPLBACKEND"] == "Agg" and env["PYTHONPATH"] == str(ROOT)
+    status, text = run("import os, tempfile\nraise RuntimeError(os.environ['HOME'] + ' ' + tempfile.gettempdir())\n")
+    home, tmp = text.split(": ", 1)[1].split()[:2]
+    assert home.endswith("/home") and tmp.endswith("/tmp") and home.startswith(tmp[: -len("tmp")]), text
+
+
+def test_memory_limit():
+    status, text = run("x = bytearray(10**11)\n")
+    assert status == "error" and "MemoryError" in text and "memory limit is 4096 MB" in text, text
+    status, text = run("x = []\nwhile True:\n    x.append(bytearray(10**7))\n", max_memory_mb=1024)
+    assert status == "error" and "MemoryError" in text and "memory limit is 1024 MB" in text, text
+
+
+def test_cpu_limit():
+    status, text = run("while True:\n    pass\n", timeout=30, max_cpu_s=2)
+    assert status == "error" and "CPU-time limit (2 s" in text, text
+
+
+def test_process_limit():
+    fork_many = (
+        "import os, time\n"
+        "for _ in range(30):\n"
+        "    if os.fork() == 0:\n"
+        "        time.sleep(60)\n"
+        "        os._exit(0)\n"
+        "time.sleep(60)\n"
+    )
+    start = time.perf_counter()
+    status, text = run(fork_many, timeout=30, max_processes=10)
+    assert status == "error" and "more than 10 processes" in text, text
+    assert time.perf_counter() - start < 15
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the grader adopts orphans on Linux only")
+def test_no_process_outlives_its_exercise(tmp_path):
+    mark, pid_file = tmp_path / "escaped", tmp_path / "pid"
+    escape = (
+        "import os, time\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()  # out of the exercise's process group and session\n"
+        "    if os.fork() == 0:\n"
+        f"        open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+        "        time.sleep(1.5)\n"
+        f"        open({str(mark)!r}, 'w').write('still here')\n"
+        "        os._exit(0)\n"
+        "    os._exit(0)\n"
+        "time.sleep(0.5)\n"
+        "def softmax(x):\n"
+        "    return x\n"
+    )
+    status, _ = run(escape)
+    assert status == "fail"
+    pid = int(pid_file.read_text())
+    time.sleep(2.5)
+    assert not mark.exists(), "a process the student's code started outlived the exercise"
+    assert not os.path.exists(f"/proc/{pid}")
+    assert set(grade.review_flags(escape)) == {"os.fork", "os.setsid", "os._exit"}
+
+
+def test_parallel_exercises_do_not_kill_each_others_processes():
+    slow_right = "import time\n" + solution_source(CH00) + "time.sleep(1.5)\n"
+    leaver = "import os, time\nif os.fork() == 0:\n    time.sleep(30)\n    os._exit(0)\ndef softmax(x):\n    return x\n"
+    with ThreadPoolExecutor(2) as pool:
+        slow, leave = pool.submit(run, slow_right), pool.submit(run, leaver)
+        assert slow.result()[0] == "pass", slow.result()
+        assert leave.result()[0] == "fail"
+
+
+def test_review_flags():
+    assert grade.review_flags("import numpy as np\nimport torch\nx = torch.zeros(3)\nnp.exp(x.numpy())\n") == []
+    for path in sorted((ROOT / "solutions").glob("ch*.py")):  # the reference solutions use nothing suspicious
+        assert grade.review_flags(path.read_text()) == [], path.name
+    for chapter in grade.course_exercises().values():
+        for ex in chapter:
+            assert grade.review_flags(ex.stub) == [], ex.label
+    cases = {
+        "import sys\nsys.modules['course.checks.ch00'] = None\n": ["sys.modules"],
+        "from os import _exit as leave\nleave(0)\n": ["os._exit"],
+        "import gc\ngc.get_objects()\n": ["gc"],
+        "import ctypes\n": ["ctypes"],
+        "import inspect\nf = inspect.currentframe().f_back\n": ["f_back", "inspect.currentframe"],
+        "import builtins\nbuiltins.print = None\n": ["builtins"],
+        "from course.checks import ch00\n": ["course.checks"],
+        "import subprocess\nsubprocess.run(['ls'])\n": ["subprocess"],
+        "open('/proc/self/environ').read()\n": ["'/proc'"],
+        "exec('x = 1')\n": ["exec()"],
+        "def f(x):\n    return f.__globals__\n": ["__globals__"],
+        "exec(open('../solutions/ch00_introduction.py').read())\n": ["'solutions/'", "exec()"],
+        "import sys\nprint('x', file=sys.stderr)\n": [],
+    }
+    for source, flags in cases.items():
+        assert grade.review_flags(source) == flags, source

@@ -137,3 +137,25 @@ def test_the_edition_finds_every_reference_without_the_solutions_package(edition
     done = subprocess.run([sys.executable, "-c", script], env=env, cwd=edition, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(len(wanted)) and len(wanted) >= 26
+
+
+def test_out_folder_that_is_not_an_edition_is_left_alone(tmp_path):
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("years of work")
+    done = subprocess.run([sys.executable, str(ROOT / "tools" / "make_student.py"), "--out", str(precious)],
+                          capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "not a student edition" in done.stderr and "nothing was changed" in done.stderr
+    assert [p.name for p in precious.iterdir()] == ["thesis.tex"]
+    assert (precious / "thesis.tex").read_text() == "years of work"
+
+
+def test_the_edition_is_marked_and_can_be_rewritten(edition):
+    assert (edition / ".course-student-edition").is_file()
+    (edition / "notebooks" / "stale.ipynb").write_text("{}")  # left over from an earlier edition
+    done = subprocess.run([sys.executable, str(ROOT / "tools" / "make_student.py"), "--out", str(edition)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert not (edition / "notebooks" / "stale.ipynb").exists()
+    assert (edition / ".course-student-edition").is_file() and (edition / "notebooks" / "00_introduction.ipynb").is_file()

@@ -2,6 +2,9 @@
 
     python tools/make_student.py --out _build/student
 
+--out must be a new or empty folder, or an edition this script wrote before (it
+holds a `.course-student-edition` file): only then is the folder replaced.
+
 The edition holds notebooks/ (.ipynb and the .md source, both without
 solutions), the `course` package (checks included: the exercises still check
 themselves), `benchmarks/` (the chapters quote its results) and pyproject.toml,
@@ -34,6 +37,7 @@ import jupytext
 from nbformat.v4 import new_code_cell
 
 ROOT = Path(__file__).resolve().parent.parent
+MARKER = ".course-student-edition"  # in every folder this script writes: the only kind of folder it replaces
 SOLUTION_BLOCK = re.compile(r"`{3,}\{solution-start\}.*?`{3,}\{solution-end\}\s*`{3,}[ \t]*\n?", re.S)
 SOLUTION_IMPORT = re.compile(r"^from solutions\.(ch\d\d_[a-z0-9_]+) import (\w+)", re.M)
 FALLBACK_TAG = "reference-fallback"
@@ -106,9 +110,22 @@ def main(argv: list[str] | None = None) -> int:
     inside_repo = out == ROOT or ROOT in out.parents or out in ROOT.parents
     if inside_repo and (ROOT / "_build") not in out.parents:
         raise SystemExit(f"the student edition goes outside the repository or under _build/, not to {out}")
-    if out.exists():
-        shutil.rmtree(out)
+    if out.exists() and not out.is_dir():
+        print(f"make_student: {out} exists and is not a folder: choose another --out", file=sys.stderr)
+        return 2
+    if out.exists() and any(out.iterdir()):
+        if not (out / MARKER).is_file():
+            print(
+                f"make_student: {out} is not empty and is not a student edition written by this script "
+                f"(it has no {MARKER} file): nothing was changed. Choose an empty or new folder for --out.",
+                file=sys.stderr,
+            )
+            return 2
+        shutil.rmtree(out)  # this script's own previous edition
     (out / "notebooks").mkdir(parents=True)
+    (out / MARKER).write_text(
+        "Written by tools/make_student.py (make student): the next run replaces this folder and everything in it.\n"
+    )
     count = 0
     for md in sorted((ROOT / "notebooks").glob("[0-9]*.md")):
         nb = student_notebook(md)
