@@ -459,3 +459,13 @@ def grow_model(model: GPT, new_vocab_size: int, init: str = "mean", *, std: floa
     new.to(device=weight.device, dtype=weight.dtype)
     new.train(model.training)
     return new
+
+
+# ============================================================================ the tokenizer's file format
+# (added with course.chat_data / course.chat_engine / course.chat) So that course.tokenizers.load_tokenizer_file,
+# and with it course.checkpoint.load_tokenizer, reads a chat checkpoint's tokenizer.json. course.tokenizers cannot
+# import this module (this module builds on it), so this module registers its format there.
+
+from .tokenizers import register_tokenizer_format  # noqa: E402
+
+register_tokenizer_format(FORMAT, ChatTokenizer)
