@@ -5,6 +5,10 @@ tokenizers, power-law fits with their error, and the compute-optimal model size 
   same text, the unit in which a character model and a BPE model can be compared.
 - `fit_power_law` fits L(x) = A·x^(-alpha) (+ E, an irreducible loss, if asked) by
   least squares in log-log space and reports the exponent's standard error.
+- `local_exponents` gives the slope between neighbouring points (a pure power law
+  has one slope everywhere), and `simulated_refits` refits a power law on points
+  drawn around it with the scatter of its residuals: the spread of those slopes
+  is what the exponent's standard error means.
 - `fit_isoflop` fits, at one compute budget, the loss as a parabola in log N and
   reads off the compute-optimal number of parameters N*, with D* = C / (6·N*)
   tokens (training FLOPs C ≈ 6·N·D, chapter 04's `GPT.flops_per_token`).
@@ -136,6 +140,45 @@ def _best_offset(x: np.ndarray, y: np.ndarray) -> float:
     return best if ssr(best) < errors[i] else float(grid[i])
 
 
+def local_exponents(x: Sequence[float], loss: Sequence[float]) -> np.ndarray:
+    """-Δ ln L / Δ ln x between neighbouring points, in order of x: the exponent of the power law, piece by piece.
+
+    A pure power law gives the same value for every pair; a loss that levels off towards an
+    irreducible E gives values that fall with x; values that *rise* with x mean the curve
+    steepens, which a power law (with or without E) cannot describe.
+    """
+    x, y = _positive_pairs(x, loss, "local_exponents")
+    order = np.argsort(x, kind="stable")
+    u, v = np.log(x[order]), np.log(y[order])
+    if np.any(np.diff(u) == 0):
+        raise ValueError("local_exponents: two points have the same x; a slope between them is undefined.")
+    return -np.diff(v) / np.diff(u)
+
+
+def simulated_refits(x: Sequence[float], loss: Sequence[float], fit: PowerLaw, n: int = 200,
+                     seed: int = 0) -> list[PowerLaw]:
+    """``n`` refits of ``fit`` on points drawn around its line with the scatter of its own residuals.
+
+    The points keep their x; in log space each gets the fitted line plus independent normal
+    noise of the residuals' standard deviation (with n - 2 degrees of freedom, as in the
+    standard error). The spread of the refitted exponents is what ``fit.alpha_stderr``
+    estimates: how far the slope would move if the runs were repeated with fresh,
+    independent noise of the size seen. It says nothing about noise that is not independent
+    (a curve the line does not follow), nor about points outside the range of x.
+    """
+    if isinstance(n, bool) or not (isinstance(n, int) and n >= 2):
+        raise ValueError(f"simulated_refits: n must be a whole number >= 2; got {n!r}.")
+    x, y = _positive_pairs(x, loss, "simulated_refits")
+    if len(x) != fit.n_points or not (y.min() > fit.E):
+        raise ValueError("simulated_refits: give the points the fit was made on.")
+    u, v = np.log(x), np.log(y - fit.E)
+    line = math.log(fit.A) - fit.alpha * u
+    sigma = math.sqrt(float(((v - line) ** 2).sum()) / (len(x) - 2))
+    rng = np.random.default_rng(seed)
+    return [fit_power_law(x, fit.E + np.exp(line + rng.normal(0.0, sigma, size=len(x))), irreducible=fit.E)
+            for _ in range(n)]
+
+
 @dataclass(frozen=True)
 class IsoFLOP:
     """One compute budget: loss as a parabola in ln N, and the N at its minimum."""
@@ -212,4 +255,5 @@ def fit_isoflop(flops: float, n_params: Sequence[float], loss: Sequence[float],
                    n_range=(float(n.min()), float(n.max())))
 
 
-__all__ = ["IsoFLOP", "PowerLaw", "bits_per_char", "fit_isoflop", "fit_power_law"]
+__all__ = ["IsoFLOP", "PowerLaw", "bits_per_char", "fit_isoflop", "fit_power_law", "local_exponents",
+           "simulated_refits"]

@@ -13,9 +13,21 @@ def attention_mask(kind, t, prefix=0):
     return mask
 
 
-def lsh_probability(s, bands, rows):
-    """The chance that two documents of Jaccard similarity s agree on at least one whole band."""
-    return 1 - (1 - s ** rows) ** bands
+def pick_bands(num_perm, threshold, far, max_miss):
+    """(bands, rows), bands * rows = num_perm: miss a pair at `threshold` at most `max_miss` of the time,
+    and among those splits make the fewest candidates of pairs at the lower similarity `far`."""
+    best = None
+    for rows in range(1, num_perm + 1):
+        if num_perm % rows:  # every hash in exactly one band
+            continue
+        bands = num_perm // rows
+        miss = (1 - threshold**rows) ** bands  # no band agrees: the pair is never compared
+        false = 1 - (1 - far**rows) ** bands  # some band agrees: a pair that is not a duplicate is compared
+        if miss <= max_miss and (best is None or false < best[0]):
+            best = (false, bands, rows)
+    if best is None:
+        raise ValueError(f"no split of {num_perm} hashes misses a pair at {threshold} at most {max_miss:.0%} of the time")
+    return best[1], best[2]
 
 
 def alignment_accuracy(weights, alignment):

@@ -293,3 +293,156 @@ def test_the_scaling_figures():
     assert fig.axes[0].get_xscale() == "symlog"
     fig = P.rarity_cost(["rare", "common"], [5.0, 1.5], [0.1, 0.9])
     assert len(fig.axes[0].patches) == 2
+
+
+# ----------------------------------------------------------------------------- the exercise checks
+
+
+def _blank(*args):
+    raise NotImplementedError
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")  # the slip divides by zero, as a learner's would
+def test_the_bits_per_char_check_passes_the_solution_and_names_the_slips(capsys):
+    from course.checks import ExerciseFailed, NotImplementedYet
+    from course.checks.ch09 import check_bits_per_char
+    from solutions.ch09_scaling import to_bits_per_char
+
+    check_bits_per_char(to_bits_per_char)
+    assert "all checks passed" in capsys.readouterr().out
+    with pytest.raises(NotImplementedYet):
+        check_bits_per_char(_blank)
+    ln2 = math.log(2)
+    slips = [
+        (lambda n, c: float(np.sum(n) / np.sum(c)), "still in nats"),
+        (lambda n, c: float(np.mean(n) / ln2), "bits per \\*token\\*"),
+        (lambda n, c: float(np.mean(np.asarray(n) / np.asarray(c)) / ln2), "divides by zero"),
+        (lambda n, c: float(np.mean([a / b for a, b in zip(n, c) if b]) / ln2), "mean of per-token ratios"),
+        (lambda n, c: float(np.sum(c) / np.sum(n) / ln2), "upside down"),
+        (lambda n, c: float(np.sum(n) / np.sum(c) / math.log(10)), "ln 10"),
+        (lambda n, c: float(np.sum(n) / np.count_nonzero(c) / ln2), "number of tokens that have characters"),
+        (lambda n, c: 1.0, "expected"),
+    ]
+    for fn, message in slips:
+        with pytest.raises(ExerciseFailed, match=message):
+            check_bits_per_char(fn)
+
+
+def test_the_bits_per_char_solution_is_validation_bpc_of_the_token_costs(bpe):
+    from solutions.ch09_scaling import to_bits_per_char
+
+    model = _tiny_model(bpe.vocab_size, block=8)
+    parts = token_bits(model, bpe, TEXT)
+    bpc, *_ = validation_bpc(model, bpe, TEXT)
+    assert to_bits_per_char(parts["bits"] * math.log(2), parts["chars"]) == pytest.approx(bpc, rel=1e-9)
+    assert (parts["chars"] == 0).any()  # the text has tokens that complete no character (the Chinese bytes)
+
+
+def test_the_isoflop_check_passes_the_solution_and_names_the_slips(capsys):
+    from course.checks import ExerciseFailed, NotImplementedYet
+    from course.checks.ch09 import check_isoflop_optimum
+    from solutions.ch09_scaling import isoflop_optimum
+
+    check_isoflop_optimum(isoflop_optimum)
+    assert "all checks passed" in capsys.readouterr().out
+    with pytest.raises(NotImplementedYet):
+        check_isoflop_optimum(_blank)
+
+    def vertex_in(transform, back, n, loss):
+        a, b, c = np.polyfit(transform(np.asarray(n, float)), np.asarray(loss, float), 2)
+        u = -b / (2 * a)
+        return float(back(u)), float(a * u * u + b * u + c)
+
+    def no_sign_check(n, loss):
+        a, b, c = np.polyfit(np.log(np.asarray(n, float)), np.asarray(loss, float), 2)
+        u = -b / (2 * a)
+        return float(np.exp(u)), float(a * u * u + b * u + c)
+
+    slips = [
+        (lambda n, loss: vertex_in(lambda x: x, lambda u: u, n, loss), "fitted in N itself"),
+        (lambda n, loss: vertex_in(np.log, lambda u: u, n, loss), "is ln N\\*"),
+        (lambda n, loss: vertex_in(np.log10, np.exp, n, loss), "same base"),
+        (lambda n, loss: (float(np.asarray(n)[np.argmin(loss)]), float(np.min(loss))), "lowest of the runs"),
+        (lambda n, loss: isoflop_optimum(n, loss)[::-1], "swapped"),
+        (lambda n, loss: (isoflop_optimum(n, loss)[0], float(np.min(loss))), "lowest run's loss"),
+        (no_sign_check, "maximum"),
+        (lambda n, loss: (1.0, 1.0), "expected"),
+    ]
+    for fn, message in slips:
+        with pytest.raises(ExerciseFailed, match=message):
+            check_isoflop_optimum(fn)
+    # log10 both ways is right, and so is a fit by hand
+    check_isoflop_optimum(lambda n, loss: vertex_in(np.log10, lambda u: 10.0 ** u, n, loss)
+                          if np.polyfit(np.log(np.asarray(n, float)), np.asarray(loss, float), 2)[0] > 0
+                          else (_ for _ in ()).throw(ValueError("no minimum")))
+
+
+def test_the_isoflop_solution_is_fit_isoflop():
+    from solutions.ch09_scaling import isoflop_optimum
+
+    rng = np.random.default_rng(1)
+    n = np.geomspace(1e4, 1e6, 6)
+    loss = 3.0 + 0.1 * (np.log(n) - np.log(7e4)) ** 2 + rng.normal(0, 0.01, 6)
+    fit = fit_isoflop(1e12, n, loss)
+    n_opt, loss_opt = isoflop_optimum(n, loss)
+    assert n_opt == pytest.approx(fit.n_opt, rel=1e-9) and loss_opt == pytest.approx(fit.loss_opt, rel=1e-9)
+
+
+def test_local_exponents_and_simulated_refits():
+    from course.scaling import fit_power_law, local_exponents, simulated_refits
+
+    x = np.array([1e3, 1e4, 1e5, 1e6])
+    assert local_exponents(x, 5 * x ** -0.2) == pytest.approx([0.2, 0.2, 0.2])
+    assert local_exponents(x[::-1], (5 * x ** -0.2)[::-1]) == pytest.approx([0.2, 0.2, 0.2])  # sorted by x
+    leveling = 1.0 + 5 * x ** -0.3
+    assert np.all(np.diff(local_exponents(x, leveling)) < 0)  # an irreducible loss: the slope falls
+    with pytest.raises(ValueError, match="same x"):
+        local_exponents([1.0, 1.0, 2.0], [3.0, 2.0, 1.0])
+    rng = np.random.default_rng(0)
+    loss = 5 * x ** -0.2 * np.exp(rng.normal(0, 0.02, 4))
+    fit = fit_power_law(x, loss)
+    refits = simulated_refits(x, loss, fit, n=2000, seed=0)
+    spread = np.std([r.alpha for r in refits])
+    assert spread == pytest.approx(fit.alpha_stderr, rel=0.1)  # the standard error is the spread of refits
+    assert [r.alpha for r in simulated_refits(x, loss, fit, n=5, seed=3)] == [
+        r.alpha for r in simulated_refits(x, loss, fit, n=5, seed=3)]
+    with pytest.raises(ValueError, match="points the fit was made on"):
+        simulated_refits(x[:3], loss[:3], fit)
+    with pytest.raises(ValueError, match="n must be"):
+        simulated_refits(x, loss, fit, n=1)
+
+
+def test_the_fit_uncertainty_figure():
+    from course.plots.scaling import fit_uncertainty
+    from course.scaling import fit_power_law, simulated_refits
+
+    x = np.array([1e3, 1e4, 1e5, 1e6])
+    loss = np.array([3.0, 2.7, 2.3, 2.1])
+    fit = fit_power_law(x, loss)
+    fig = fit_uncertainty(x, loss, fit, simulated_refits(x, loss, fit, n=50), "D", "L(D)", shown=10)
+    assert len(fig.axes) == 3 and len(fig.axes[0].lines) == 12  # 10 refits, the fit, the runs
+
+
+def test_chapter_09_quotes_what_the_stored_grid_gives():
+    """The L(D) caveats and the head's share of N, glued in the chapter, recomputed from scaling.json."""
+    from course.scaling import fit_power_law, local_exponents
+    from test_validation_loss import _glued
+
+    glued = _glued("09_scaling.ipynb")
+    runs = json.loads(RESULTS.read_text())["runs"]
+    char_runs = [r for r in runs if r["part"] in ("isoflop", "fixed_tokens")]
+    by_size = group_by(char_runs, "n_params")
+    ld = sorted(by_size[max(n for n, rs in by_size.items() if len({r["tokens"] for r in rs}) >= 4)],
+                key=lambda r: r["tokens"])
+    x, y = [r["tokens"] for r in ld], [r["val_bpc"] for r in ld]
+    slopes = local_exponents(x, y)
+    assert glued["ch09_ld_slope_first"] == pytest.approx(slopes[0], rel=1e-5) and 0.06 < slopes[0] < 0.08
+    assert glued["ch09_ld_slope_last"] == pytest.approx(slopes[-1], rel=1e-5) and 0.15 < slopes[-1] < 0.17
+    assert glued["ch09_ld_floor"] == fit_power_law(x, y, irreducible=True).E == 0.0  # the fit asks for no floor
+    assert (glued["ch09_ld_steps_min"], glued["ch09_ld_steps_max"]) == (min(r["steps"] for r in ld),
+                                                                          max(r["steps"] for r in ld)) == (400, 3601)
+    smallest = min(char_runs, key=lambda r: r["n_params"])
+    assert glued["ch09_head_share_small"] == pytest.approx(65 * 16 / 7632) == pytest.approx(
+        smallest["vocab_size"] * smallest["n_embd"] / smallest["n_params"])
+    assert 0.13 < glued["ch09_head_share_small"] < 0.14
+    assert glued["ch09_t95_4"] == pytest.approx(4.3027, abs=1e-4)  # Student's t, 2 degrees of freedom, 95%

@@ -47,6 +47,16 @@ def test_chapter_10_quotes_what_its_modules_compute():
     gpt3 = next(m for m in PUBLISHED if m.name == "GPT-3")
     assert glued["ch10_gpt3_flops"] == pytest.approx(gpt3.flops, rel=1e-3)
     assert glued["ch10_gpt3_util"] == round(100 * gpt3.reported_flops / (GPT3_RUN.accelerator_hours * 3600 * GPT3_RUN.peak_flops))
+    # section 7's attention shares count the output head in 6N (13% / 55% / 95% for GPT-2 small), and
+    # section 6's BERT compute follows its two sequence lengths (GPT-3 / BERT-large: about 3,700x)
+    from course.landscape import BERT_TRAIN_TOKENS, attention_flops_share
+
+    for key, t in (("ch10_attn_share_1k", 1024), ("ch10_attn_share_8k", 8192), ("ch10_attn_share_128k", 131072)):
+        assert glued[key] == round(100 * attention_flops_share(12, 768, 50257, t))
+    assert [glued["ch10_attn_share_1k"], glued["ch10_attn_share_8k"], glued["ch10_attn_share_128k"]] == [13, 55, 95]
+    bert = next(m for m in PUBLISHED if m.name == "BERT-large")
+    assert glued["ch10_gpt3_vs_bert"] == round(gpt3.flops / bert.flops) and 3_600 < glued["ch10_gpt3_vs_bert"] < 3_750
+    assert glued["ch10_bert_tokens"] == pytest.approx(BERT_TRAIN_TOKENS, rel=1e-3)
     corpus = tinyshakespeare()
     if corpus.is_fallback:
         pytest.skip("the chapter was executed on Tiny Shakespeare")

@@ -117,6 +117,59 @@ def power_laws(panels: Sequence[tuple[Sequence[float], Sequence[float], Any, str
     return fig
 
 
+def fit_uncertainty(x: Sequence[float], loss: Sequence[float], fit: Any, refits: Sequence[Any], xlabel: str,
+                    title: str, shown: int = 40) -> Figure:
+    """What a fitted exponent's standard error means, in three panels.
+
+    Left: the points, the fitted power law and ``shown`` of the ``refits`` (fits to points drawn
+    around the line with the residuals' scatter, `course.scaling.simulated_refits`). Middle: the
+    refitted exponents, with the fit's exponent ± 1 and 2 standard errors. Right: the residuals
+    ln L - ln fit: independent noise scatters around zero; a curve the line cannot follow makes a pattern.
+    """
+    fig, axes = new_figure(12.6, 3.5, 1, 3)
+    a, b, c = axes
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(loss, dtype=float)
+    grid = np.geomspace(x.min(), x.max(), 60)
+    for i, r in enumerate(refits[:shown]):
+        a.plot(grid, r(grid), "-", color=PALETTE[0], lw=0.6, alpha=0.25,
+               label="refits on simulated points" if i == 0 else None)
+    a.plot(grid, fit(grid), "-", color=PALETTE[5], lw=2, label=f"fit: alpha = {fit.alpha:.3f}")
+    a.plot(x, y, "o", color="black", ms=5, label="runs")
+    a.set_xscale("log")
+    a.set_yscale("log")
+    a.yaxis.set_major_formatter(ScalarFormatter())
+    a.yaxis.set_minor_formatter(FormatStrFormatter("%.1f"))
+    a.xaxis.set_minor_formatter(NullFormatter())
+    a.set_xlabel(xlabel)
+    a.set_ylabel("validation bits per character")
+    a.set_title(title, fontsize=10)
+    a.grid(alpha=0.3, which="both")
+    a.legend(fontsize=8)
+    alphas = np.array([r.alpha for r in refits])
+    b.hist(alphas, bins=30, color=PALETTE[0], alpha=0.7)
+    for k, style in ((1, "--"), (2, ":")):
+        for sign in (-1, 1):
+            b.axvline(fit.alpha + sign * k * fit.alpha_stderr, color=PALETTE[5], ls=style, lw=1.2,
+                      label=f"alpha ± {k} SE" if sign > 0 else None)
+    b.axvline(fit.alpha, color="black", lw=1.5, label="fitted alpha")
+    b.set_xlabel("exponent alpha of each refit")
+    b.set_ylabel("refits")
+    b.set_title(f"{len(refits)} refits: their spread is the standard error", fontsize=10)
+    b.legend(fontsize=8)
+    b.grid(alpha=0.3)
+    residuals = np.log(y - fit.E) - np.log(fit(x) - fit.E)
+    c.axhline(0, color="gray", lw=1)
+    c.plot(x, residuals, "o-", color=PALETTE[5])
+    c.set_xscale("log")
+    c.xaxis.set_minor_formatter(NullFormatter())
+    c.set_xlabel(xlabel)
+    c.set_ylabel("residual: ln L - ln fit")
+    c.set_title(f"residuals (R² = {fit.r2:.3f})", fontsize=10)
+    c.grid(alpha=0.3, which="both")
+    return fig
+
+
 def context_use(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], xmax: float | None = None) -> Figure:
     """Bits per character against how many characters of context a prediction had, one curve per model."""
     fig, ax = new_figure(6.4, 3.6)
@@ -148,4 +201,4 @@ def rarity_cost(labels: Sequence[str], bpc: Sequence[float], share: Sequence[flo
     return fig
 
 
-__all__ = ["context_use", "isoflop_curves", "power_laws", "rarity_cost", "tokenizer_tradeoffs", "vocab_sweep"]
+__all__ = ["context_use", "fit_uncertainty", "isoflop_curves", "power_laws", "rarity_cost", "tokenizer_tradeoffs", "vocab_sweep"]
