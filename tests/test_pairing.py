@@ -88,3 +88,17 @@ def test_tests_use_other_kernels_than_the_committed_outputs():
             "the tests run PyTorch's DEFAULT kernels, the ones the committed notebooks were made with: "
             "nbval would not compare two kernel configurations"
         )
+
+
+@pytest.mark.parametrize("md", sources(), ids=lambda p: p.stem)
+def test_cell_ids_are_the_executors(md):
+    """Cell ids come from position and source (tools/execute_notebooks.stable_ids); a cell edited in the .ipynb
+    without re-executing keeps a stale id, and tools/set_repository.py then rewrites the file differently."""
+    from execute_notebooks import stable_ids
+
+    nb = read_ipynb(md.with_suffix(".ipynb"))
+    stored = [c.id for c in nb.cells]
+    stable_ids(nb)
+    stale = [f"cell {i} ({old} -> {c.id})" for i, (old, c) in enumerate(zip(stored, nb.cells)) if old != c.id]
+    assert not stale, (f"{md.stem}.ipynb has stale cell ids: {', '.join(stale[:3])}; re-execute it (make execute) "
+                       "or recompute them with tools/execute_notebooks.stable_ids")
