@@ -103,18 +103,23 @@ def power_laws(panels: Sequence[tuple[Sequence[float], Sequence[float], Any, str
         grid = np.geomspace(x.min(), x.max(), 100)
         ax.plot(grid, fit(grid), "-", color=PALETTE[5],
                 label=f"fit: alpha = {fit.alpha:.3f} ± {fit.alpha_stderr:.3f}" + (f", E = {fit.E:.2f}" if fit.E else ""))
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        # A loss spans less than a factor of 10: plain numbers on the y axis, and no minor labels on x.
-        ax.yaxis.set_major_formatter(ScalarFormatter())
-        ax.yaxis.set_minor_formatter(FormatStrFormatter("%.1f"))
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("validation bits per character")
-        ax.set_title(title, fontsize=10)
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8)
+        _loss_axes(ax, xlabel, title)
     return fig
+
+
+def _loss_axes(ax: Any, xlabel: str, title: str) -> None:
+    """Log-log axes for a loss against size or data, labelled, with a grid and the legend."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    # A loss spans less than a factor of 10: plain numbers on the y axis, and no minor labels on x.
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.yaxis.set_minor_formatter(FormatStrFormatter("%.1f"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("validation bits per character")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
 
 
 def fit_uncertainty(x: Sequence[float], loss: Sequence[float], fit: Any, refits: Sequence[Any], xlabel: str,
@@ -136,16 +141,7 @@ def fit_uncertainty(x: Sequence[float], loss: Sequence[float], fit: Any, refits:
                label="refits on simulated points" if i == 0 else None)
     a.plot(grid, fit(grid), "-", color=PALETTE[5], lw=2, label=f"fit: alpha = {fit.alpha:.3f}")
     a.plot(x, y, "o", color="black", ms=5, label="runs")
-    a.set_xscale("log")
-    a.set_yscale("log")
-    a.yaxis.set_major_formatter(ScalarFormatter())
-    a.yaxis.set_minor_formatter(FormatStrFormatter("%.1f"))
-    a.xaxis.set_minor_formatter(NullFormatter())
-    a.set_xlabel(xlabel)
-    a.set_ylabel("validation bits per character")
-    a.set_title(title, fontsize=10)
-    a.grid(alpha=0.3, which="both")
-    a.legend(fontsize=8)
+    _loss_axes(a, xlabel, title)
     alphas = np.array([r.alpha for r in refits])
     b.hist(alphas, bins=30, color=PALETTE[0], alpha=0.7)
     for k, style in ((1, "--"), (2, ":")):
