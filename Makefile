@@ -1,9 +1,10 @@
 # The course's commands. Each target creates .venv on first use.
-#   make book     execute every chapter and render the Jupyter Book to _build/html
+#   make book     execute every chapter, write the plain edition (plain/) and render the Jupyter Book to _build/html
 #   make test     the whole test suite (unit tests, exercises, pairing, nbval)
 #   make lab      JupyterLab (with jupyterlab-myst) on notebooks/
 #   make browser-test  the book and JupyterLab in headless Chromium (screenshots in _build/browser/)
 #   make student  the student edition (solutions removed, outputs cleared) in _build/student
+#   make plain    the plain edition for Colab, VS Code and GitHub (MyST turned into CommonMark) in plain/
 #   make bench    the performance benchmarks (results in benchmarks/results/)
 #   make scaling-grid   chapter 09's grid of training runs (about 40 minutes; benchmarks/results/scaling.json)
 #   make grade SUBMISSIONS=folder   grade students' notebooks (RUNS THEIR CODE: docs/GRADING.md)
@@ -18,7 +19,7 @@ STAMP := $(VENV)/.installed
 # CPU wheel; a looser spec would download a multi-GB CUDA build.
 TORCH_PIN := $(shell grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
 
-.PHONY: setup book execute render test lab browser-test student bench scaling-grid grade grade-sandboxed nbgrader clean
+.PHONY: setup book execute render test lab browser-test student plain bench scaling-grid grade grade-sandboxed nbgrader clean
 
 setup: $(STAMP)
 
@@ -34,13 +35,15 @@ $(STAMP): pyproject.toml
 # are not the ones to commit (tests/test_pairing.py says so).
 KERNELS ?= reference
 
+# First the code blocks a chapter shows from solutions/ and course/ (tools/sync_solutions.py).
 execute: $(STAMP)
+	$(PY) tools/sync_solutions.py $(NOTEBOOKS)
 	$(PY) tools/execute_notebooks.py --kernels $(KERNELS) $(NOTEBOOKS)
 
 render: $(STAMP)
 	$(PY) tools/build_book.py
 
-book: execute render
+book: execute plain render
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -66,6 +69,11 @@ browser-test: $(STAMP)
 
 student: $(STAMP)
 	$(PY) tools/make_student.py --out _build/student
+
+# The executed chapters with their markdown in CommonMark + HTML, which Colab, VS Code and
+# GitHub render (they show MyST directives as code). Committed: run it after `make execute`.
+plain: $(STAMP)
+	$(PY) tools/make_plain.py
 
 bench: $(STAMP)
 	@for f in $(wildcard benchmarks/bench_*.py); do echo "== $$f"; $(PY) $$f || exit 1; done

@@ -8,6 +8,9 @@ The tests run under the ``test`` CPU kernel configuration (tools/kernels.py),
 set here before anything imports torch, so that nbval re-executes every chapter
 under other kernels than the ``reference`` ones its committed outputs were made
 with. ``COURSE_KERNELS=reference`` or ``=native`` chooses another configuration.
+
+nbval runs code cells only; the numbers in the prose (`{eval}` expressions) get
+items of their own, in the same kernel at the same place (tests/nbval_inline.py).
 """
 
 from __future__ import annotations
@@ -33,3 +36,10 @@ if not os.environ.get("COURSE_DATA_DIR"):
     sibling = ROOT.parent / "shared" / "data"
     if (sibling / "tinyshakespeare.txt").is_file():
         os.environ["COURSE_DATA_DIR"] = str(sibling)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    if config.getoption("nbval", default=False):
+        from nbval_inline import add_inline_items
+
+        items[:] = add_inline_items(items)

@@ -56,3 +56,33 @@ def exercises(nb) -> list[dict]:
     if current is not None:
         raise ValueError(f"the exercise whose stub is cell {current['index']} has no check cell")
     return found
+
+
+def quoted(nb_name: str, name: str) -> list[tuple[str, str]]:
+    """(format spec, text shown) for every `{eval}` expression in a chapter's prose that shows the variable `name`.
+
+    Expressions of the form ``name`` or ``f"{name:spec}"`` (tools/inline_values.py), as the executed
+    chapter stores them.
+    """
+    import re
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    import inline_values
+
+    pattern = re.compile(r'^(?:f"\{(?P<name>[\w\[\]]+)(?::(?P<spec>[^}]*))?\}"|(?P<bare>[\w\[\]]+))$')
+    found = []
+    for expr, text in inline_values.chapter_values(NOTEBOOKS / nb_name).items():
+        match = pattern.match(expr)
+        if match and (match["name"] or match["bare"]) == name:
+            found.append((match["spec"] or "", text))
+    return found
+
+
+def assert_quoted(nb_name: str, name: str, value) -> None:
+    """Every place the chapter's prose shows `name`, it shows `value` (formatted as the prose formats it)."""
+    found = quoted(nb_name, name)
+    assert found, f"{nb_name}: the prose quotes no {{eval}} expression of {name}"
+    for spec, text in found:
+        expected = format(value, spec) if spec else (value if isinstance(value, str) else repr(value))
+        assert text == expected, f"{nb_name}: the prose shows {name} as {text!r}, expected {expected!r}"

@@ -255,17 +255,16 @@ def test_a_missing_bpe_model_is_replaced_by_a_quick_bpe_run(tmp_path, monkeypatc
 
 
 def test_chapter_09_quotes_the_shipped_models_records():
-    """The bits per character chapter 09 glues are those the checkpoints record (both models, the same text)."""
+    """The bits per character chapter 09's prose quotes are those the checkpoints record (both models, the same text)."""
     from course.pretrained import SHIPPED, SHIPPED_BPE
-    from test_validation_loss import _glued
+    from notebook_utils import assert_quoted
 
     if not (SHIPPED_BPE / "model.safetensors").is_file():
         pytest.skip("no shipped BPE checkpoint in this checkout")
-    glued = _glued("09_scaling.ipynb")
     char_info = json.loads((SHIPPED / "info.json").read_text())
     bpe_info = json.loads((SHIPPED_BPE / "info.json").read_text())
-    assert abs(glued["ch09_char_bpc"] - char_info["val_loss"] / math.log(2)) < 1e-3
-    assert abs(glued["ch09_bpe_bpc"] - bpe_info["val_bpc"]) < 1e-3
+    assert_quoted("09_scaling.ipynb", "ch09_char_bpc", char_info["val_loss"] / math.log(2))
+    assert_quoted("09_scaling.ipynb", "ch09_bpe_bpc", bpe_info["val_bpc"])
 
 
 def test_the_scaling_figures():
@@ -424,11 +423,13 @@ def test_the_fit_uncertainty_figure():
 
 
 def test_chapter_09_quotes_what_the_stored_grid_gives():
-    """The L(D) caveats and the head's share of N, glued in the chapter, recomputed from scaling.json."""
+    """The L(D) caveats and the head's share of N, quoted in the chapter's prose, recomputed from scaling.json."""
     from course.scaling import fit_power_law, local_exponents
-    from test_validation_loss import _glued
+    from notebook_utils import assert_quoted
 
-    glued = _glued("09_scaling.ipynb")
+    def shows(name, value):
+        assert_quoted("09_scaling.ipynb", name, value)
+
     runs = json.loads(RESULTS.read_text())["runs"]
     char_runs = [r for r in runs if r["part"] in ("isoflop", "fixed_tokens")]
     by_size = group_by(char_runs, "n_params")
@@ -436,13 +437,20 @@ def test_chapter_09_quotes_what_the_stored_grid_gives():
                 key=lambda r: r["tokens"])
     x, y = [r["tokens"] for r in ld], [r["val_bpc"] for r in ld]
     slopes = local_exponents(x, y)
-    assert glued["ch09_ld_slope_first"] == pytest.approx(slopes[0], rel=1e-5) and 0.06 < slopes[0] < 0.08
-    assert glued["ch09_ld_slope_last"] == pytest.approx(slopes[-1], rel=1e-5) and 0.15 < slopes[-1] < 0.17
-    assert glued["ch09_ld_floor"] == fit_power_law(x, y, irreducible=True).E == 0.0  # the fit asks for no floor
-    assert (glued["ch09_ld_steps_min"], glued["ch09_ld_steps_max"]) == (min(r["steps"] for r in ld),
-                                                                          max(r["steps"] for r in ld)) == (400, 3601)
+    assert 0.06 < slopes[0] < 0.08 and 0.15 < slopes[-1] < 0.17
+    shows("ch09_ld_slope_first", slopes[0])
+    shows("ch09_ld_slope_last", slopes[-1])
+    floor = fit_power_law(x, y, irreducible=True).E
+    assert floor == 0.0  # the fit asks for no floor
+    shows("ch09_ld_floor", floor)
+    steps = (min(r["steps"] for r in ld), max(r["steps"] for r in ld))
+    assert steps == (400, 3601)
+    shows("ch09_ld_steps_min", steps[0])
+    shows("ch09_ld_steps_max", steps[1])
     smallest = min(char_runs, key=lambda r: r["n_params"])
-    assert glued["ch09_head_share_small"] == pytest.approx(65 * 16 / 7632) == pytest.approx(
-        smallest["vocab_size"] * smallest["n_embd"] / smallest["n_params"])
-    assert 0.13 < glued["ch09_head_share_small"] < 0.14
-    assert glued["ch09_t95_4"] == pytest.approx(4.3027, abs=1e-4)  # Student's t, 2 degrees of freedom, 95%
+    share = smallest["vocab_size"] * smallest["n_embd"] / smallest["n_params"]
+    assert share == pytest.approx(65 * 16 / 7632) and 0.13 < share < 0.14
+    shows("ch09_head_share_small", share)
+    t95 = 0.95 * math.sqrt(2 / (1 - 0.95 ** 2))  # Student's t, 2 degrees of freedom, 95%
+    assert t95 == pytest.approx(4.3027, abs=1e-4)
+    shows("ch09_t95_4", t95)

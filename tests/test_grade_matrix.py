@@ -1,9 +1,10 @@
 """Every exercise of every chapter, through the grader: the book's answer passes, a blank stub is blank, a
 stub that raises is an error.
 
-The answer is rebuilt from the chapter's solution box exactly as the book renders it (Sphinx's own
-`literalinclude` reader on the directive's options: the file, `:pyobject:`, `:prepend:`, and any line
-selection), so a box that forgets an import its code needs is caught here, not by a student. One synthetic
+The answer is the code the chapter's solution box shows (in the book, JupyterLab and the plain edition alike),
+checked against Sphinx's own `literalinclude` reader on the box's options (the file, `:pyobject:`, `:prepend:`,
+and any line selection; tools/sync_solutions.py), so a box that forgets an import its code needs is caught
+here, not by a student. One synthetic
 class is graded in one `grade.grade()` call (two exercises at a time): a few minutes of CPU at most.
 """
 
@@ -15,7 +16,7 @@ import functools
 import re
 import sys
 import time
-from types import CodeType, SimpleNamespace
+from types import CodeType
 
 import builtins
 import jupytext
@@ -30,38 +31,34 @@ from make_student import student_notebook  # noqa: E402
 
 COURSE = grade.course_exercises()
 EXERCISES = [ex for chapter in COURSE.values() for ex in chapter]
-BOX = re.compile(r"`{3,}\{solution-start\}\s+(\S+).*?```\{literalinclude\}\s+(\S+)\n((?::[\w-]+:[^\n]*\n)*)```", re.S)
+BOX = re.compile(r"`{3,}\{solution-start\}\s+(\S+).*?^% literalinclude\s+(\S+)\n((?:% :[\w-]+:[^\n]*\n)*)(`{3,})python\n(.*?)^\4",
+                 re.S | re.M)
 
 
 @functools.cache
-def solution_boxes() -> dict[str, tuple[str, dict[str, str]]]:
-    """{exercise label: (included file, the literalinclude's options)} from every chapter's solution boxes."""
-    from myst_parser.parsers.options import options_to_items  # the parser MyST uses for directive options
+def solution_boxes() -> dict[str, tuple[Path, dict, str]]:
+    """{exercise label: (included file, the literalinclude options, the code the box shows)} from every chapter."""
+    from sync_solutions import parse_options
 
     boxes = {}
     for md in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.md")):
         for cell in jupytext.read(md).cells:
             if cell.cell_type == "markdown" and "{solution-start}" in cell.source:
-                for label, path, options in BOX.findall(cell.source):
-                    items, _ = options_to_items("\n".join(line[1:] for line in options.splitlines()))
-                    boxes[label] = ((NOTEBOOKS / path).resolve(), dict(items))
+                for label, path, options, _, code in BOX.findall(cell.source):
+                    boxes[label] = ((NOTEBOOKS / path).resolve(), parse_options(options), code)
     return boxes
 
 
 def shown(label: str, *, prepend: bool = True) -> str:
-    """The code of an exercise's solution box, as the book shows it (or without its `:prepend:` lines)."""
-    from sphinx.directives.code import LiteralIncludeReader
+    """The code of an exercise's solution box, as the book, JupyterLab and the plain edition show it (or, read
+    again with Sphinx's literalinclude reader, without its `:prepend:` lines)."""
+    from sync_solutions import include
 
-    path, options = solution_boxes()[label]
-    options = {k: v for k, v in options.items() if prepend or k != "prepend"}
-    for key in ("lines", "emphasize-lines"):  # Sphinx's option conversions, for the options that need one
-        if key in options:
-            options[key] = str(options[key])
-    for key in ("dedent", "lineno-start"):
-        if key in options:
-            options[key] = int(options[key])
-    text, _ = LiteralIncludeReader(str(path), options, SimpleNamespace(source_encoding="utf-8-sig")).read()
-    return text
+    path, options, code = solution_boxes()[label]
+    if prepend:
+        assert code.rstrip("\n") == include(path, options).rstrip("\n"), f"{label}: the box is stale: run python tools/sync_solutions.py"
+        return code
+    return include(path, {k: v for k, v in options.items() if k != "prepend"})
 
 
 def raising(stub: str) -> str:
@@ -75,7 +72,7 @@ def test_every_exercise_has_a_solution_box():
     assert len(EXERCISES) >= 30
     for ex in EXERCISES:
         assert ex.label in boxes, f"{ex.chapter}: no solution box for {ex.label}"
-        path, options = boxes[ex.label]
+        path, options, _ = boxes[ex.label]
         assert path.is_file() and path.parent.name == "solutions", (ex.label, path)
         assert options.get("pyobject") in ex.names, (ex.label, options)
 
@@ -100,7 +97,7 @@ def test_the_solution_box_shows_the_imports_its_code_needs(ex):
                      - set(ex.earlier))
     assert not missing, (
         f"{ex.label}: the solution box's code uses {missing} without importing them: add the import to the "
-        f"literalinclude's `:prepend:` option (CONTRIBUTING.md)"
+        f"box's `% :prepend:` line and run tools/sync_solutions.py (CONTRIBUTING.md)"
     )
 
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from course.pretrained import SHIPPED, VAL_FRACTION, load_pretrained, validation_loss, validation_text
-from notebook_utils import NOTEBOOKS, read_ipynb
+from notebook_utils import NOTEBOOKS, assert_quoted, read_ipynb
 
 
 @pytest.fixture(scope="module")
@@ -70,23 +70,7 @@ def test_readme_quotes_it():
     assert f"validation loss {info['val_loss']:.2f}" in readme, "the README should quote the shipped model's validation loss, rounded"
 
 
-def _glued(nb_name: str) -> dict[str, float]:
-    """The values a chapter glued (myst-nb), by key."""
-    found = {}
-    for cell in read_ipynb(NOTEBOOKS / nb_name).cells:
-        for out in cell.get("outputs", []):
-            meta = out.get("metadata", {}).get("scrapbook", {})
-            if meta.get("name") is not None:
-                plain = out.get("data", {}).get(meta.get("mime_prefix", "") + "text/plain")
-                if plain is not None:
-                    try:
-                        found[meta["name"]] = float(plain)
-                    except ValueError:
-                        pass
-    return found
-
-
-# the glue key under which each chapter quotes course.pretrained.validation_loss of the shipped model
+# the name under which each chapter's prose quotes course.pretrained.validation_loss of the shipped model
 QUOTED = {
     "05_pretraining.ipynb": "ch05_shipped_val_loss",
     "06_sampling.ipynb": "ch06_val_loss",
@@ -97,7 +81,4 @@ QUOTED = {
 @pytest.mark.parametrize("chapter", sorted(QUOTED))
 def test_chapters_quote_the_same_validation_loss(chapter):
     info = json.loads((SHIPPED / "info.json").read_text())
-    glued = _glued(chapter)
-    key = QUOTED[chapter]
-    assert key in glued, f"{chapter} does not glue the shipped model's validation loss as {key!r}"
-    assert abs(glued[key] - info["val_loss"]) < 5e-4, (chapter, key, glued[key])
+    assert_quoted(chapter, QUOTED[chapter], info["val_loss"])

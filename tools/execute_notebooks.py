@@ -6,7 +6,10 @@ on a fresh kernel, and write the paired, executed notebooks/NN_topic.ipynb.
 
 The .ipynb is always rebuilt from the .md (no stale outputs survive), with the
 notebook folder as the working directory, exactly as nbval runs it. A cell that
-raises stops the run with the cell's source and error.
+raises stops the run with the cell's source and error. Numbers in the prose
+(`{eval}` inline expressions, tools/inline_values.py) are evaluated at their
+markdown cell's place in the run, as JupyterLab does, and stored in that cell's
+metadata; an expression that raises stops the run too.
 
 Chapters are executed under the ``reference`` CPU kernel configuration
 (tools/kernels.py), which `make test` never uses: the tests re-execute them under
@@ -32,7 +35,33 @@ from nbclient.exceptions import CellExecutionError
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 sys.path.insert(0, str(ROOT / "tools"))
+import inline_values  # noqa: E402  (tools/inline_values.py)
 import kernels  # noqa: E402  (tools/kernels.py)
+
+
+class InlineValuesClient(NotebookClient):
+    """A NotebookClient that also evaluates each markdown cell's `{eval}` expressions, in order."""
+
+    async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
+        if cell.cell_type != "markdown":
+            return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+        cell.metadata.pop("user_expressions", None)
+        exprs = inline_values.expressions(cell.source)
+        if not exprs:
+            return cell
+        # silent and without history: the code cells' execution counts stay as they were
+        msg_id = self.kc.execute("", silent=True, store_history=False,
+                                 user_expressions={str(i): e for i, e in enumerate(exprs)})
+        reply = await self.async_wait_for_reply(msg_id, cell)
+        results = reply["content"]["user_expressions"]
+        cell.metadata["user_expressions"] = [{"expression": e, "result": results[str(i)]} for i, e in enumerate(exprs)]
+        for entry in cell.metadata["user_expressions"]:
+            try:
+                inline_values.shown(entry["result"])
+            except ValueError as err:
+                raise CellExecutionError(f"markdown cell {cell_index}: {{eval}}`{entry['expression']}` failed: {err}",
+                                         "", "") from None
+        return cell
 
 
 def stable_ids(nb) -> None:
@@ -51,7 +80,7 @@ def execute(md: Path, timeout: int = 1200, record: dict | None = None) -> float:
     # ipykernel's own kernelspec: JupyterLab writes it into any notebook it runs, so a
     # notebook stored with another display name shows as modified as soon as it opens
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-    client = NotebookClient(
+    client = InlineValuesClient(
         nb,
         timeout=timeout,
         kernel_name="python3",
