@@ -9,13 +9,18 @@
 One setting drives both: ``repository.url`` (and ``repository.branch``) in book.yml.
 
 - The book shows its launch buttons (Binder, Colab, JupyterLab) and the repository
-  button only when a URL is set (tools/build_book.py).
+  button only when a URL is set (tools/build_book.py). Binder opens a chapter's
+  notebooks/NN_topic.ipynb in JupyterLab; Colab, which shows MyST as code, opens the
+  plain edition, plain/NN_topic.ipynb (tools/book_fixes.py, tools/make_plain.py).
 - Every chapter opens with a setup cell (tagged ``course-setup``, hidden in the
   book). Where ``import course`` already works (a clone with ``make lab``, Binder)
   it does nothing. Where it does not (Colab), it clones the configured repository
   (the package, and the benchmark results the chapters quote), puts it on the
   path and runs from its notebooks/ folder, or, with no repository configured,
   stops with what to do.
+
+The plain edition (plain/) is written again too, when there is one: it holds the
+setup cells, and its README links every chapter to Colab.
 
 The setup cell is written into both files of each chapter, the MyST source and the
 executed notebook. In the executed notebook it is inserted, when missing, as the
@@ -199,6 +204,15 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"every chapter's setup cell agrees with book.yml ({where})")
         return 0
+    plain = args.notebooks.parent / "plain"
+    if plain.is_dir():  # the plain edition holds the setup cells too, and its README the Colab links
+        import make_plain  # tools/make_plain.py
+
+        try:
+            changed += [f"plain/{name}" for name in make_plain.write_edition(plain, args.notebooks, args.book)]
+        except make_plain.PlainEditionError as error:
+            print(f"the chapters are rewritten, but not the plain edition: {error}", file=sys.stderr)
+            return 1
     print(f"repository: {where}, branch {branch}; rewrote {len(changed)} file(s)"
           + (f": {', '.join(changed)}" if changed else ""))
     return 0
