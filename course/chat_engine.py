@@ -73,7 +73,7 @@ widget both use it): a call reads ``[calculator: 12*34 = 408]``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import torch
@@ -83,7 +83,7 @@ from .calculator import calculate
 from .chat_format import ChatTokenizer, render_prompt, validate_messages
 from .evaluate import eval_mode
 from .sampling import LogitsProcessor, apply_processors, build_processors, pick
-from .validate import non_negative_int, one_of, positive_int
+from .validate import non_negative_int, one_of, positive_int, settings_with
 
 __all__ = [
     "END_REASONS", "EVENT_KINDS", "OVERFLOWS", "ChatEvent", "ChatSession", "ChatSettings", "ContextFullError",
@@ -148,18 +148,8 @@ class ChatSettings:
         return base + list(self.processors)
 
 
-_SETTINGS = tuple(f.name for f in fields(ChatSettings))
-
-
 def _settings(settings: ChatSettings | None, overrides: Mapping[str, Any]) -> ChatSettings:
-    unknown = sorted(set(overrides) - set(_SETTINGS))
-    if unknown:
-        raise TypeError(f"unknown chat setting {unknown[0]!r}; the settings are: {', '.join(_SETTINGS)}.")
-    if settings is None:
-        return ChatSettings(**overrides)
-    if not isinstance(settings, ChatSettings):
-        raise TypeError(f"settings must be a ChatSettings (or None), got {type(settings).__name__}.")
-    return replace(settings, **overrides) if overrides else settings
+    return settings_with(ChatSettings, settings, overrides, "chat")
 
 
 @dataclass(frozen=True)

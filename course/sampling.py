@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 
 import torch
@@ -50,6 +50,7 @@ from torch import Tensor
 
 from .evaluate import eval_mode
 from .model import GPT, GPTConfig
+from .validate import settings_with
 
 NEG_INF = float("-inf")
 OVERFLOWS = ("slide", "halve")
@@ -509,22 +510,12 @@ class SamplingConfig:
         return self.pad_id if self.pad_id is not None else (self.eos_id if self.eos_id is not None else 0)
 
 
-_SETTINGS = tuple(f.name for f in fields(SamplingConfig))
-
-
 def sampling_config(config: SamplingConfig | None = None, **settings: Any) -> SamplingConfig:
     """``config`` (default: `SamplingConfig()`) with ``settings`` overriding its fields, validated.
 
     An unknown keyword is refused with the list of the settings there are.
     """
-    unknown = sorted(set(settings) - set(_SETTINGS))
-    if unknown:
-        raise TypeError(f"unknown sampling setting {unknown[0]!r}; the settings are: {', '.join(_SETTINGS)}.")
-    if config is None:
-        return SamplingConfig(**settings)
-    if not isinstance(config, SamplingConfig):
-        raise TypeError(f"config must be a SamplingConfig (or None), got {type(config).__name__}.")
-    return replace(config, **settings) if settings else config
+    return settings_with(SamplingConfig, config, settings, "sampling")
 
 
 # ============================================================================ streaming and generation

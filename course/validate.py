@@ -10,7 +10,9 @@ function's body shows the math and one line says what it checks:
 * `one_of`: a setting chosen from a fixed list (``GPTConfig.mlp``, a pairing, ...);
 * `fraction`: a probability in [0, 1) (dropout);
 * `as_numpy` / `as_float_array`: "an array or a torch tensor, as NumPy", the
-  one conversion every NumPy-side function needs (a tensor on any device).
+  one conversion every NumPy-side function needs (a tensor on any device);
+* `settings_with`: a settings dataclass with some fields overridden by keyword,
+  unknown keywords refused by name (sampling and chat settings).
 
 Every check returns the checked value, so ``n = positive_int(n, "n")`` reads
 as an assignment. Messages name the argument, what it must be and what it got.
@@ -19,7 +21,7 @@ as an assignment. Messages name the argument, what it must be and what it got.
 from __future__ import annotations
 
 import math
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Any, Collection, Mapping, TypeVar
 
 import numpy as np
@@ -28,6 +30,7 @@ T = TypeVar("T")
 
 __all__ = [
     "as_float_array", "as_numpy", "even_int", "finite_above", "fraction", "non_negative_int", "one_of", "positive_int",
+    "settings_with",
 ]
 
 
@@ -124,3 +127,20 @@ def dataclass_from_dict(cls: type[T], d: Mapping[str, Any]) -> T:
     if unknown:
         raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
     return cls(**dict(d))
+
+
+def settings_with(cls: type[T], settings: T | None, overrides: Mapping[str, Any], what: str) -> T:
+    """``settings`` (default: ``cls()``) with ``overrides`` replacing its fields: a new, validated instance.
+
+    An unknown keyword is refused with the list of the settings there are; ``what`` names them in the
+    message ("sampling", "chat").
+    """
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    unknown = sorted(set(overrides) - set(names))
+    if unknown:
+        raise TypeError(f"unknown {what} setting {unknown[0]!r}; the settings are: {', '.join(names)}.")
+    if settings is None:
+        return cls(**overrides)
+    if not isinstance(settings, cls):
+        raise TypeError(f"the {what} settings must be a {cls.__name__} (or None), got {type(settings).__name__}.")
+    return replace(settings, **overrides) if overrides else settings

@@ -79,3 +79,23 @@ def test_entry_points_refuse_a_bool_where_a_count_belongs():
     with pytest.raises(ValueError, match="GPTConfig.n_layer must be a positive int, got True"):
         GPTConfig(n_layer=True)
     assert gpt2_parameter_count(12, 768) == 124_439_808
+
+
+def test_settings_with_overrides_fields_and_refuses_unknown_ones_by_name():
+    from dataclasses import dataclass
+
+    from course.validate import settings_with
+
+    @dataclass(frozen=True)
+    class Knobs:
+        temperature: float = 1.0
+        top_k: int | None = None
+
+    assert settings_with(Knobs, None, {}, "demo") == Knobs()
+    base = Knobs(temperature=0.5)
+    assert settings_with(Knobs, base, {}, "demo") is base  # nothing to change: the same object
+    assert settings_with(Knobs, base, {"top_k": 5}, "demo") == Knobs(0.5, 5)
+    with pytest.raises(TypeError, match="unknown demo setting 'temprature'; the settings are: temperature, top_k"):
+        settings_with(Knobs, None, {"temprature": 0.5}, "demo")
+    with pytest.raises(TypeError, match="must be a Knobs .or None., got dict"):
+        settings_with(Knobs, {"temperature": 0.5}, {}, "demo")
