@@ -8,6 +8,7 @@ missing one), and a solution box is the code its file gives.
 
 from __future__ import annotations
 
+import builtins
 import subprocess
 import sys
 import textwrap
@@ -186,3 +187,29 @@ def test_a_literalinclude_becomes_the_code_it_names_and_stays_in_sync(tmp_path):
 def test_every_chapter_shows_the_code_its_files_give_today():
     stale = [md.name for md in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.md")) if sync_solutions.sync(md, check=True)]
     assert not stale, f"code blocks out of date in {stale}: run python tools/sync_solutions.py"
+
+
+def test_no_chapter_quotes_a_value_before_the_code_that_computes_it():
+    """JupyterLab evaluates a markdown cell's expressions when the learner runs it, in order: a name that a
+    later cell defines shows as an error after Run All (and fails the executor and nbval)."""
+    import ast
+
+    import jupytext
+
+    late = []
+    for md in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.md")):
+        defined: set[str] = set(dir(builtins))
+        for index, cell in enumerate(jupytext.read(md).cells):
+            if cell.cell_type == "code":
+                code = "\n".join(line for line in cell.source.splitlines() if not line.startswith(("%", "!")))
+                defined |= {n.id for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+                defined |= {a.asname or a.name.split(".")[0] for n in ast.walk(ast.parse(code))
+                            if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
+                defined |= {n.name for n in ast.walk(ast.parse(code)) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+            else:
+                for expr in inline_values.expressions(cell.source):
+                    names = {n.id for n in ast.walk(ast.parse(expr, mode="eval")) if isinstance(n, ast.Name)}
+                    if names - defined:
+                        late.append(f"{md.name}, cell {index}: {{eval}}`{expr}` uses {sorted(names - defined)} "
+                                    "before a code cell defines it")
+    assert not late, "\n".join(late)
