@@ -19,6 +19,8 @@ can still be imported from here):
   decay on matrices only (`param_groups`).
 * `course.distributed`: ``torchrun``'s process group and per-process seeds.
 * `course.checkpoint`: atomic checkpoints and exact resumption.
+* `course.run_manifest`: ``run.json``, what a run in ``out_dir`` started with
+  (config, a fingerprint of the data, the model), checked on every resume.
 * `course.train_cli`: the command line (``python -m course.train`` runs its ``main``).
 
 One optimizer step (`Trainer.train_step`) is nanoGPT's: set the step's learning
@@ -71,6 +73,7 @@ from .device import pick_device, pick_dtype, seed_everything
 from .evaluate import eval_mode
 from .distributed import DistInfo, barrier, init_distributed, mean_over_processes, rank_seed, reseed_after_resume  # noqa: F401
 from .model import GPT, GPTConfig  # noqa: F401
+from .run_manifest import check_resume, make_manifest, read_manifest, write_manifest
 from .schedule import lr_at, make_optimizer, param_groups  # noqa: F401
 from .token_data import (  # noqa: F401
     BatchSampler,
@@ -186,10 +189,12 @@ class Trainer:
         train_eval_batches: Sequence[tuple[Tensor, Tensor]] | None = None,
         loss_fn: LossFn = language_model_loss,
         config_changes: str = "refuse",
+        force: bool = False,
     ) -> None:
         if config_changes not in ("refuse", "apply"):
             raise ValueError(f"config_changes must be 'refuse' or 'apply', got {config_changes!r}.")
         self.config_changes = config_changes
+        self.force = force  # resume even on other data or with another model (`course.run_manifest`)
         if sampler is not None and (val_batches is None or model is None):
             raise ValueError("with a custom sampler, also pass the model and val_batches (fixed evaluation batches).")
         self.config = replace(config)  # our own copy: the caller's config is never changed
@@ -203,8 +208,10 @@ class Trainer:
         self.tokens_seen = 0  # input tokens of every process, since this trainer was made
         self.history: dict[str, list] = {k: [] for k in ("step", "loss", "lr", "eval_step", "val_loss", "train_loss")}
         self.checkpoints: list[str] = []  # this run's checkpoint folders in out_dir, oldest first: the only ones it deletes
-        if self.config.resume:
-            self._resume()
+        self.manifest = make_manifest(self.config, self.data, self.model)
+        resumed = self.config.resume and self._resume()
+        if self.config.out_dir and self.dist.is_main and not (resumed and read_manifest(self.config.out_dir)):
+            write_manifest(self.config.out_dir, self.manifest)  # a new run (or an older run's folder): run.json
         self.forward_model = self._wrap_model()
 
     # -------------------------------------------------------------- set-up, in order
@@ -276,7 +283,8 @@ class Trainer:
         for x, _ in self.val_batches + self.train_eval_batches:
             self._check_ids(x, "an evaluation batch")
 
-    def _resume(self) -> None:
+    def _resume(self) -> bool:
+        """Continue from out_dir's latest checkpoint, if there is one (True); its data and model checked first."""
         c = self.config
         if not c.out_dir:
             raise ValueError("resume=True needs out_dir (where the checkpoints are).")
@@ -284,7 +292,10 @@ class Trainer:
         if pointer is None:
             if self.dist.is_main:
                 print(f"resume: no checkpoint in {c.out_dir} yet; starting from step 0", file=sys.stderr)
-            return
+            return False
+        differences = check_resume(c.out_dir, self.manifest, force=self.force)  # other data or model: stop
+        if differences and self.dist.is_main:
+            print(f"resume (forced): {'; '.join(differences)}", file=sys.stderr)
         folder = Path(c.out_dir) / pointer.checkpoint
         ckpt = load_checkpoint(self.model, self.optimizer, folder, generator=self.sampler.generator, device=self.device)
         changes = resume_changes(folder, c)  # after loading: a damaged checkpoint is reported as such first
@@ -304,6 +315,7 @@ class Trainer:
         self.history, self.step = ckpt.history, ckpt.step
         self.checkpoints = pointer.run  # the run goes on: its older checkpoints are still its own
         reseed_after_resume(c.seed, self.dist, self.step)  # the checkpoint holds process 0's random states
+        return True
 
     def _wrap_model(self) -> nn.Module:
         """What the training step calls: the model, compiled on CUDA, wrapped in DDP under torchrun."""

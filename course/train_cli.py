@@ -25,6 +25,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--apply-config-changes", action="store_true",
                    help="with --resume true: train on with settings that differ from the checkpoint's (listed); "
                         "without it such a resume stops and lists them")
+    p.add_argument("--force", action="store_true",
+                   help="with --resume true: continue even if the data or the model differ from those the run "
+                        "started with (out_dir/run.json); without it such a resume stops and says what differs")
     for f in fields(TrainConfig):
         if f.name != "model":
             p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None, type=_caster(str(f.type)))
@@ -53,7 +56,8 @@ def _caster(annotation: str) -> Callable[[str], Any]:
 def config_from_args(argv: Sequence[str] | None = None) -> TrainConfig:
     """The `TrainConfig` of a command line: the preset, then every option given."""
     args = vars(_parser().parse_args(argv))
-    args.pop("apply_config_changes")  # not a setting of the run: `main` passes it to the Trainer
+    args.pop("apply_config_changes")  # not settings of the run: `main` passes them to the Trainer
+    args.pop("force")
     preset = PRESETS[args.pop("preset")]()
     model_over = {k[len("model_"):]: v for k, v in args.items() if k.startswith("model_") and v is not None}
     over = {k: v for k, v in args.items() if not k.startswith("model_") and v is not None}
@@ -68,8 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch.distributed as dist
 
     config = config_from_args(argv)
-    apply = _parser().parse_args(argv).apply_config_changes
-    trainer = Trainer(config, config_changes="apply" if apply else "refuse")
+    args = _parser().parse_args(argv)
+    trainer = Trainer(config, config_changes="apply" if args.apply_config_changes else "refuse", force=args.force)
     if trainer.dist.is_main:
         n = trainer.model.num_parameters()
         print(f"model: {n / 1e6:.2f}M parameters on {trainer.device}; {config.max_iters} steps", flush=True)

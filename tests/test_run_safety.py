@@ -325,3 +325,49 @@ def test_the_package_has_no_import_cycle():
     for m in graph:
         walk(m, [m])
     assert not cycles, f"import cycles in course/: {sorted(set(cycles))[:5]}"
+
+
+# ============================================================================ the run folder's manifest
+
+
+def _shuffled(data):
+    from course.token_data import Dataset
+
+    tokens = np.random.default_rng(1).permutation(np.asarray(data.train.tokens))
+    return Dataset(TokenData(tokens), data.val, data.tokenizer, data.corpus_name)
+
+
+def test_a_run_writes_its_manifest_and_a_resume_on_other_data_stops(tmp_path):
+    from course.run_manifest import MANIFEST, read_manifest
+
+    config = tiny_config(max_iters=2, out_dir=str(tmp_path), checkpoint_interval=1, eval_interval=0)
+    Trainer(config, data=tiny_data()).train()
+    manifest = read_manifest(tmp_path)
+    assert manifest is not None and (tmp_path / MANIFEST).is_file()
+    assert manifest["data"]["train_tokens"] == len(tiny_data().train.tokens) and manifest["model"]["class"] == "GPT"
+    assert manifest["config"]["max_iters"] == 2
+    resumed = Trainer(tiny_config(max_iters=2, out_dir=str(tmp_path), resume=True, checkpoint_interval=1,
+                                  eval_interval=0), data=tiny_data())
+    assert resumed.step == 2  # the same data: it goes on
+    other = _shuffled(tiny_data())  # the same sizes and vocabulary, other tokens
+    with pytest.raises(ValueError, match=r"started on other data.*data train_sha256.*force=True.*new out_dir"):
+        Trainer(tiny_config(max_iters=2, out_dir=str(tmp_path), resume=True, eval_interval=0), data=other)
+    forced = Trainer(tiny_config(max_iters=2, out_dir=str(tmp_path), resume=True, eval_interval=0), data=other,
+                     force=True)
+    assert forced.step == 2
+
+
+def test_a_damaged_manifest_says_so(tmp_path):
+    from course.run_manifest import MANIFEST, read_manifest
+
+    (tmp_path / MANIFEST).write_bytes(b"\xff\xfe not json")
+    with pytest.raises(ValueError, match="run.json cannot be read.*new out_dir"):
+        read_manifest(tmp_path)
+
+
+def test_a_new_run_in_a_used_out_dir_writes_its_own_manifest(tmp_path):
+    from course.run_manifest import read_manifest
+
+    Trainer(tiny_config(max_iters=1, out_dir=str(tmp_path), eval_interval=0), data=tiny_data()).train()
+    Trainer(tiny_config(max_iters=1, out_dir=str(tmp_path), eval_interval=0, seed=7), data=_shuffled(tiny_data())).train()
+    assert read_manifest(tmp_path)["config"]["seed"] == 7

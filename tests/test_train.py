@@ -190,6 +190,8 @@ def test_command_line_overrides():
     c = config_from_args(["--preset", "cpu", "--max-iters", "7", "--lr", "0.01", "--model-n-layer", "3", "--resume", "true"])
     assert c.max_iters == 7 and c.lr == 0.01 and c.model.n_layer == 3 and c.resume is True
     assert c.model.n_embd == 128  # the preset's value is kept
+    # the Trainer's own flags are not settings of the run
+    assert config_from_args(["--preset", "cpu", "--resume", "true", "--force", "--apply-config-changes"]).resume is True
 
 
 def test_bad_configs():
