@@ -136,7 +136,9 @@ class _Terminal:
     def expect(self, wanted: str, timeout: float = 20.0) -> str:
         """Read until ``wanted`` appears after the previous match; returns the text between the two."""
         deadline = time.monotonic() + timeout
-        while wanted not in self.text[self.pos:]:
+        start = self.pos  # search only text not searched yet (a reply that streams megabytes stays linear)
+        while (found := self.text.find(wanted, start)) < 0:
+            start = max(self.pos, len(self.text) - len(wanted) + 1)
             if time.monotonic() > deadline:
                 raise AssertionError(f"{wanted!r} did not appear; the terminal shows:\n{self.text[-2000:]}")
             ready, _, _ = select.select([self.fd], [], [], 0.2)
@@ -149,7 +151,7 @@ class _Terminal:
             if not data:
                 raise AssertionError(f"{wanted!r} did not appear before the chat ended:\n{self.text[-2000:]}")
             self.text += data.decode("utf-8", "replace")
-        end = self.text.index(wanted, self.pos) + len(wanted)
+        end = found + len(wanted)
         between, self.pos = self.text[self.pos: end], end
         return between
 
