@@ -20,6 +20,16 @@ def edition(tmp_path_factory):
     return out
 
 
+@pytest.mark.parametrize("md", sources(), ids=lambda p: p.stem)
+def test_the_prose_keeps_its_numbers(edition, md):
+    """The inline values of the reference run stay with the prose (JupyterLab shows them before anything runs)."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import inline_values
+
+    student = edition / "notebooks" / (md.stem + ".ipynb")
+    assert inline_values.chapter_values(student) == inline_values.chapter_values(md.with_suffix(".ipynb"))
+
+
 def test_no_solutions_package(edition):
     assert (edition / "course" / "checks" / "__init__.py").is_file()
     assert not (edition / "solutions").exists()

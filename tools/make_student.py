@@ -34,6 +34,7 @@ import zlib
 from pathlib import Path
 
 import jupytext
+import nbformat
 from nbformat.v4 import new_code_cell
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,8 +54,24 @@ def fallback_cell(module: str, name: str):
     return new_code_cell(source, metadata={"tags": [FALLBACK_TAG]})
 
 
+def stored_values(md: Path) -> dict[str, list]:
+    """{markdown cell source: its stored inline values} from the executed chapter beside ``md``.
+
+    The prose's numbers (`{eval}`, tools/inline_values.py) come from the reference run, as in the
+    book: the student edition keeps them, so that JupyterLab shows numbers, not expressions, before
+    the student runs anything (running a cell then shows the student's own).
+    """
+    ipynb = md.with_suffix(".ipynb")
+    if not ipynb.is_file():
+        return {}
+    executed = nbformat.read(ipynb, as_version=4)
+    return {c.source: c.metadata["user_expressions"] for c in executed.cells
+            if c.cell_type == "markdown" and c.metadata.get("user_expressions")}
+
+
 def student_notebook(md: Path):
     nb = jupytext.read(md)
+    values = stored_values(md)
     kept = []
     pending = None  # (module, name) of the exercise whose solution cell was just removed
     for cell in nb.cells:
@@ -68,6 +85,8 @@ def student_notebook(md: Path):
                 )
             pending = found.groups()
             continue
+        if cell.cell_type == "markdown" and cell.source in values:
+            cell.metadata["user_expressions"] = values[cell.source]
         if cell.cell_type == "markdown" and "{solution-start}" in cell.source:
             cell.source = SOLUTION_BLOCK.sub("", cell.source).strip()
             if not cell.source:
