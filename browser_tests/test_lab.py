@@ -15,6 +15,7 @@ JupyterLab leaks in. The server gets the flags the Makefile's `lab` target passe
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -24,6 +25,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -40,13 +42,9 @@ def make_lab_flags() -> list[str]:
     return shlex.split(match.group(1).replace("$(CURDIR)", str(ROOT)))
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    root = tmp_path_factory.mktemp("lab")
-    work = root / "notebooks"
-    work.mkdir()
-    for name in (f"{CHAPTER}.md", f"{CHAPTER}.ipynb", "jupytext.toml"):
-        shutil.copy(ROOT / "notebooks" / name, work / name)
+@contextlib.contextmanager
+def running_lab(root: Path, work: Path, *extra_flags: str) -> Iterator[str]:
+    """JupyterLab as `make lab` starts it, serving `work`, with fresh settings under `root`; yields its URL."""
     port = free_port()
     env = dict(os.environ,
                JUPYTERLAB_SETTINGS_DIR=str(root / "user-settings"),
@@ -56,7 +54,7 @@ def lab(tmp_path_factory):
     jupyter = Path(sys.executable).with_name("jupyter")
     cmd = [str(jupyter), "lab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
            "--IdentityProvider.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
-           *(["--allow-root"] if os.geteuid() == 0 else []), *make_lab_flags(), str(work)]
+           *(["--allow-root"] if os.geteuid() == 0 else []), *make_lab_flags(), *extra_flags, str(work)]
     log = open(root / "lab.log", "w")
     server = subprocess.Popen(cmd, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -70,13 +68,26 @@ def lab(tmp_path_factory):
                 server.kill()
                 pytest.fail(f"JupyterLab did not start:\n{(root / 'lab.log').read_text()[-3000:]}", pytrace=False)
             time.sleep(0.5)
-    yield url, work
-    server.terminate()
     try:
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.kill()
-    log.close()
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lab")
+    work = root / "notebooks"
+    work.mkdir()
+    for name in (f"{CHAPTER}.md", f"{CHAPTER}.ipynb", "jupytext.toml"):
+        shutil.copy(ROOT / "notebooks" / name, work / name)
+    with running_lab(root, work) as url:
+        yield url, work
 
 
 def _notebook_tab(page):

@@ -19,18 +19,14 @@ exercise, and an opened solution.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
 
-from conftest import ROOT, free_port
-from test_lab import make_lab_flags
+from conftest import ROOT
+from test_lab import running_lab
 
 sys.path.insert(0, str(ROOT / "tools"))
 import inline_values  # noqa: E402  (tools/inline_values.py)
@@ -62,36 +58,8 @@ def lab_all(tmp_path_factory):
     tracker = root / "user-settings" / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
     tracker.parent.mkdir(parents=True)
     tracker.write_text('{"windowingMode": "none"}', encoding="utf-8")
-    port = free_port()
-    env = dict(os.environ,
-               JUPYTERLAB_SETTINGS_DIR=str(root / "user-settings"),
-               JUPYTERLAB_WORKSPACES_DIR=str(root / "workspaces"),
-               JUPYTER_CONFIG_DIR=str(root / "config"),
-               JUPYTER_RUNTIME_DIR=str(root / "runtime"))
-    jupyter = os.path.join(os.path.dirname(sys.executable), "jupyter")
-    cmd = [jupyter, "lab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
-           "--IdentityProvider.token=", "--ServerApp.password=", "--expose-app-in-browser",
-           *(["--allow-root"] if os.geteuid() == 0 else []), *make_lab_flags(), str(work)]
-    log = open(root / "lab.log", "w")
-    server = subprocess.Popen(cmd, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/api/status", timeout=2)
-            break
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                pytest.fail(f"JupyterLab did not start:\n{(root / 'lab.log').read_text()[-3000:]}", pytrace=False)
-            time.sleep(0.5)
-    yield url
-    server.terminate()
-    try:
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.kill()
-    log.close()
+    with running_lab(root, work, "--expose-app-in-browser") as url:
+        yield url
 
 
 DEMO = "values_demo"
