@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import select
+import signal
 import sys
 import time
 from pathlib import Path
@@ -180,6 +181,10 @@ def test_the_real_cli_in_a_pseudo_terminal(tmp_path):
     pid, fd = pty.fork()
     if pid == 0:  # the child: the chat, with the pseudo-terminal as its controlling terminal
         os.chdir(ROOT)
+        # As a terminal's shell starts a program: Ctrl-C's SIGINT at its default. A test run started in the background
+        # by a non-interactive shell (`make test &`) ignores SIGINT, execve keeps that, and Python then never raises
+        # KeyboardInterrupt: the chat would stream on after Ctrl-C.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.execve(sys.executable, argv, env)
     term = _Terminal(fd)
     try:
