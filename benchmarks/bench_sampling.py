@@ -1,6 +1,6 @@
 """Benchmark for chapter 06: generation speed with and without the KV cache, and once the context is full.
 
-The model has the GPU preset's architecture (`course.train.gpu_preset().model`:
+The model has the GPU preset's architecture (`course.train_config.gpu_preset().model`:
 6 layers, 6 heads, 384 wide, context 256, about 10.7M parameters), randomly
 initialised (speed does not depend on the weights), float32, in eval mode, on
 the CPU. Decoding is greedy, batch 1, from a one-token prompt, so generating
@@ -40,7 +40,7 @@ if str(ROOT) not in sys.path:
 
 from course.model import GPT  # noqa: E402
 from course.sampling import generate, kv_cache_bytes  # noqa: E402
-from course.train import gpu_preset  # noqa: E402
+from course.train_config import gpu_preset  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "sampling.json"
 LENGTHS = (32, 64, 128, 256)

@@ -63,7 +63,10 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from course.train import Trainer, cpu_preset, lr_at, nanogpt_cpu_config, prepare_data  # noqa: E402
+from course.schedule import lr_at  # noqa: E402
+from course.token_data import prepare_data  # noqa: E402
+from course.train import Trainer  # noqa: E402
+from course.train_config import cpu_preset, nanogpt_cpu_config  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "train.json"
 

@@ -55,12 +55,13 @@ import torch
 from torch import Tensor
 
 from .assistant_tasks import Example, mixture
-from .chat_format import IGNORE, ChatTokenizer, inputs_and_targets, render_conversation
+from .chat_format import ChatTokenizer, inputs_and_targets, render_conversation
 from .finetune import ExampleSampler, batches
+from .sft import IGNORE
 from .validate import one_of, positive_int
 
 __all__ = [
-    "ChatRows", "IGNORE", "TOO_LONG", "attach_tokenizer", "chat_rows", "mixture_rows", "trainer_batches",
+    "ChatRows", "TOO_LONG", "attach_tokenizer", "chat_rows", "mixture_rows", "trainer_batches",
 ]
 
 TOO_LONG = ("drop", "error")

@@ -82,7 +82,7 @@ from torch import Tensor, nn
 from .calculator import calculate
 from .chat_format import ChatTokenizer, render_prompt, validate_messages
 from .evaluate import eval_mode
-from .sampling import LogitsProcessor, apply_processors, build_processors, pick
+from .sampling import Processor, apply_processors, build_processors, pick
 from .validate import non_negative_int, one_of, positive_int, settings_with
 
 __all__ = [
@@ -116,7 +116,7 @@ class ChatSettings:
     overflow: str = "stop"
     use_cache: bool = True
     max_result_chars: int = 60
-    processors: tuple[LogitsProcessor, ...] = ()
+    processors: tuple[Processor, ...] = ()
 
     def __post_init__(self) -> None:
         t = self.temperature
@@ -142,7 +142,7 @@ class ChatSettings:
     def greedy(self) -> bool:
         return self.temperature == 0
 
-    def chain(self) -> list[LogitsProcessor]:
+    def chain(self) -> list[Processor]:
         """The processors after the reply mask: temperature, top-k, top-p (none when greedy), then ``processors``."""
         base = [] if self.greedy else build_processors(temperature=self.temperature, top_k=self.top_k, top_p=self.top_p)
         return base + list(self.processors)

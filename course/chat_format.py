@@ -83,7 +83,7 @@ from .validate import one_of, positive_int
 
 __all__ = [
     "ASSISTANT", "CHAT_TEMPLATE", "ChatTokenizer", "ConversationFormatError", "END", "EXTRA_CHARS", "GROW_INITS",
-    "IGNORE", "ROLES", "SPECIAL_TOKENS", "SYSTEM", "TOOL_CALL", "TOOL_RESULT", "USER",
+    "ROLES", "SPECIAL_TOKENS", "SYSTEM", "TOOL_CALL", "TOOL_RESULT", "USER",
     "decode_conversation", "grow_model", "inputs_and_targets", "render_conversation", "render_prompt", "render_text",
     "validate_messages",
 ]

@@ -21,6 +21,11 @@ turn that fallback into an error.
 
 No corpus is ever committed into the project: corpora are downloaded or come
 from an installed package.
+
+`corpus_text(tokenizer)` is the corpus in a model's alphabet (the fallback corpus
+mapped onto the shipped character model's 65 characters), and
+`validation_text(tokenizer)` its last ``VAL_FRACTION``: the text the shipped
+models are measured on (`course.evaluate.validation_loss`).
 """
 
 from __future__ import annotations
@@ -33,7 +38,9 @@ import urllib.request
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
+
+from .tokenizers import CharTokenizer
 
 TINYSHAKESPEARE_URL = (
     "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
@@ -245,3 +252,34 @@ def train_val_split(data: Seq, val_fraction: float = 0.1) -> tuple[Seq, Seq]:
         raise ValueError(f"Cannot split a sequence of length {n}: need at least 2 items.")
     cut = min(max(int(round(n * (1.0 - val_fraction))), 1), n - 1)
     return data[:cut], data[cut:]  # type: ignore[return-value]
+
+
+# ============================================================================ the text the shipped models are measured on
+
+VAL_FRACTION = 0.1  # chapter 05 trains on the first 90% of the corpus and validates on the rest
+
+
+def corpus_text(tokenizer: Any, *, replacement: str = " ") -> str:
+    """The training corpus (Tiny Shakespeare) in the character model's alphabet.
+
+    With the real corpus this is the text itself. With the offline fallback corpus
+    (`fallback_corpus`), characters outside the model's 65-character alphabet are
+    replaced by ``replacement`` and a notice says how many, so every chapter that
+    uses the model still runs (with other numbers than the book's). A byte-level
+    BPE tokenizer can encode any text: it gets the corpus unchanged.
+    """
+    corpus = tinyshakespeare()
+    text = corpus.text
+    if corpus.is_fallback and isinstance(tokenizer, CharTokenizer):
+        if replacement not in tokenizer.stoi:
+            raise ValueError(f"the replacement {replacement!r} is itself not in the model's vocabulary.")
+        missing = sum(c not in tokenizer.stoi for c in text)
+        text = "".join(c if c in tokenizer.stoi else replacement for c in text)
+        print(f"NOTICE: the fallback corpus is mapped to the model's alphabet: {missing:,} of its "
+              f"{len(text):,} characters are outside it and became {replacement!r}.")
+    return text
+
+
+def validation_text(tokenizer: Any) -> str:
+    """The validation split the model was measured on: the last 10% of `corpus_text`."""
+    return train_val_split(corpus_text(tokenizer), VAL_FRACTION)[1]

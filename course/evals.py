@@ -36,7 +36,7 @@ import numpy as np
 from .assistant_tasks import exact_match, normalize
 
 __all__ = [
-    "Accuracy", "accuracy", "bootstrap_interval", "exact_match", "mean_pass_at_k", "normalize", "pass_at_k",
+    "Accuracy", "accuracy", "bootstrap_interval", "mean_pass_at_k", "pass_at_k",
     "pass_at_k_enumerate", "wilson_interval", "z_value",
 ]
 

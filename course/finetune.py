@@ -1,23 +1,12 @@
-"""Fine-tuning a pretrained GPT (chapter 07): training hooks, and one import for the whole chapter.
+"""Fine-tuning through the course's one training loop (chapter 07): the hooks of `course.train.Trainer`.
 
-The chapter's concepts live in their own modules; this one re-exports them, so
-``from course.finetune import ...`` keeps working for every name:
-
-* `course.sft`: tasks (`word_task_examples`, `corpus_words`, `split_words`, `split_words_three`), the
-  response-only loss (`encode_sft`, `response_targets`, `IGNORE`), `greedy_complete`
-  and `exact_match`;
-* `course.classification`: `speaker_examples`, `GPTClassifier`, the
-  logistic-regression baseline (`bag_of_chars`, `fit_logistic_regression`),
-  `accuracy`, `confusion_matrix`;
-* `course.lora`: `LoRALinear`, `apply_lora`, `merge_lora`, `remove_lora`
-  (self-contained: PyTorch only);
-* `course.early_stopping`: `EarlyStopping`.
-
-What stays here is how fine-tuning runs through `course.train.Trainer` (the
-course's one training loop), through its hooks: an `ExampleSampler` that draws
-rows of fixed example tensors, fixed evaluation batches (`batches`), a
-CPU-sized `finetune_config`, `set_dropout`, and `restrict_to_vocab` (text for a
-character model).
+The fine-tuning ideas live in one module per concept: `course.sft` (tasks, the
+response-only loss, greedy evaluation), `course.classification` (a classifier
+head and a baseline), `course.lora` (LoRA, PyTorch only) and
+`course.early_stopping`. This module holds what runs them through the
+`Trainer`: an `ExampleSampler` that draws rows of fixed example tensors, fixed
+evaluation batches (`batches`), a CPU-sized `finetune_config`, `set_dropout`,
+and `restrict_to_vocab` (text for a character model).
 """
 
 from __future__ import annotations
@@ -27,33 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .classification import (
-    GPTClassifier,
-    accuracy,
-    bag_of_chars,
-    classification_loss,
-    confusion_matrix,
-    fit_logistic_regression,
-    predict_classes,
-    speaker_examples,
-)
-from .early_stopping import EarlyStopping
-from .lora import LoRALinear, apply_lora, count_parameters, linear_layer_names, merge_lora, remove_lora
-from .memory import optimizer_state_bytes  # one definition (chapter 08's); AdamW state has no shared storage, so the same number
-from .sft import (
-    IGNORE,
-    WORD_TASKS,
-    apply_word_task,
-    corpus_words,
-    encode_sft,
-    exact_match,
-    greedy_complete,
-    response_targets,
-    split_words,
-    split_words_three,
-    word_task_examples,
-)
-from .train import TrainConfig
+from .train_config import TrainConfig
 
 
 # ============================================================================ text for a character model
@@ -72,7 +35,7 @@ def restrict_to_vocab(text: str, tokenizer: Any, replacement: str = " ") -> str:
 class ExampleSampler:
     """Random rows of fixed example tensors, for `course.train.Trainer`'s ``sampler`` hook.
 
-    Like `course.train.BatchSampler`, each step draws the indices of the global
+    Like `course.token_data.BatchSampler`, each step draws the indices of the global
     batch from one seeded generator (its state is checkpointed) and each process
     takes its slice.
     """
@@ -112,11 +75,4 @@ def set_dropout(model: nn.Module, p: float) -> None:
             m.p = p
 
 
-__all__ = [
-    "IGNORE", "WORD_TASKS", "EarlyStopping", "ExampleSampler", "GPTClassifier", "LoRALinear", "accuracy",
-    "apply_lora", "apply_word_task", "bag_of_chars", "batches", "classification_loss", "confusion_matrix",
-    "corpus_words", "count_parameters", "encode_sft", "exact_match", "finetune_config", "fit_logistic_regression",
-    "greedy_complete", "linear_layer_names", "merge_lora", "optimizer_state_bytes", "predict_classes",
-    "remove_lora", "response_targets", "restrict_to_vocab", "set_dropout", "speaker_examples", "split_words", "split_words_three",
-    "word_task_examples",
-]
+__all__ = ["ExampleSampler", "batches", "finetune_config", "restrict_to_vocab", "set_dropout"]

@@ -41,54 +41,6 @@ Pairing = Literal["interleaved", "half"]
 PAIRINGS: tuple[str, ...] = ("interleaved", "half")
 
 
-# --------------------------------------------------------------------------- checks
-
-
-_PAIRS = "positions are encoded in pairs of coordinates (a sine and a cosine, or the two coordinates RoPE rotates)"
-
-
-def _check_positive_int(value: object, name: str) -> int:
-    return positive_int(value, name)
-
-
-def _check_even(dim: object, name: str) -> int:
-    return even_int(dim, name, _PAIRS)
-
-
-def _check_base(base: object) -> float:
-    return finite_above(base, "base", 1.0, "10000 is the usual choice")
-
-
-def _check_pairing(pairing: str) -> str:
-    return one_of(pairing, PAIRINGS, "pairing")
-
-
-def _check_explicit_positions(positions: Tensor, offset: int, x: Tensor) -> None:
-    """Positions given explicitly: no offset besides them, and one per time step of ``x`` (time is axis -2)."""
-    if offset != 0:
-        raise ValueError("pass either positions or offset, not both: add the offset to the positions yourself.")
-    if positions.shape[-1] != x.shape[-2]:
-        raise ValueError(
-            f"positions of shape {tuple(positions.shape)} must give one position per time step: "
-            f"their last axis should be {x.shape[-2]}, the time axis of x {tuple(x.shape)}."
-        )
-
-
-def _check_positions(positions: Tensor, limit: int, what: str) -> None:
-    if positions.dtype.is_floating_point or positions.dtype.is_complex or positions.dtype == torch.bool:
-        raise TypeError(f"positions must be an integer tensor (torch.long), got dtype {positions.dtype}.")
-    if positions.numel() == 0:
-        return
-    low, high = int(positions.min()), int(positions.max())
-    if low < 0:
-        raise ValueError(f"positions must be >= 0, got a smallest position of {low}.")
-    if high >= limit:
-        raise ValueError(
-            f"position {high} is beyond the {what} (positions 0..{limit - 1}). "
-            f"Build it with max_positions >= {high + 1}, or use shorter sequences."
-        )
-
-
 # --------------------------------------------------------------------------- frequencies
 
 
@@ -399,6 +351,54 @@ def alibi_bias(num_heads: int, seq_len: int) -> Tensor:
     pos = torch.arange(seq_len)
     distance = (pos[:, None] - pos[None, :]).clamp(min=0).to(torch.float32)  # i - j for j <= i
     return 0.0 - alibi_slopes(num_heads)[:, None, None] * distance  # 0 - x: no negative zeros
+
+
+# --------------------------------------------------------------------------- checks
+
+
+_PAIRS = "positions are encoded in pairs of coordinates (a sine and a cosine, or the two coordinates RoPE rotates)"
+
+
+def _check_positive_int(value: object, name: str) -> int:
+    return positive_int(value, name)
+
+
+def _check_even(dim: object, name: str) -> int:
+    return even_int(dim, name, _PAIRS)
+
+
+def _check_base(base: object) -> float:
+    return finite_above(base, "base", 1.0, "10000 is the usual choice")
+
+
+def _check_pairing(pairing: str) -> str:
+    return one_of(pairing, PAIRINGS, "pairing")
+
+
+def _check_explicit_positions(positions: Tensor, offset: int, x: Tensor) -> None:
+    """Positions given explicitly: no offset besides them, and one per time step of ``x`` (time is axis -2)."""
+    if offset != 0:
+        raise ValueError("pass either positions or offset, not both: add the offset to the positions yourself.")
+    if positions.shape[-1] != x.shape[-2]:
+        raise ValueError(
+            f"positions of shape {tuple(positions.shape)} must give one position per time step: "
+            f"their last axis should be {x.shape[-2]}, the time axis of x {tuple(x.shape)}."
+        )
+
+
+def _check_positions(positions: Tensor, limit: int, what: str) -> None:
+    if positions.dtype.is_floating_point or positions.dtype.is_complex or positions.dtype == torch.bool:
+        raise TypeError(f"positions must be an integer tensor (torch.long), got dtype {positions.dtype}.")
+    if positions.numel() == 0:
+        return
+    low, high = int(positions.min()), int(positions.max())
+    if low < 0:
+        raise ValueError(f"positions must be >= 0, got a smallest position of {low}.")
+    if high >= limit:
+        raise ValueError(
+            f"position {high} is beyond the {what} (positions 0..{limit - 1}). "
+            f"Build it with max_positions >= {high + 1}, or use shorter sequences."
+        )
 
 
 __all__ = [

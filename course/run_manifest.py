@@ -15,7 +15,7 @@ when it starts in an ``out_dir``, a manifest:
 On resume, `check_resume` compares the manifest with the run about to continue:
 different data or a different model stop it with what differs and the two ways on
 (``force=True`` / ``--force`` to continue anyway, or a new ``out_dir``).
-Hyperparameter changes are the checkpoint's business (`course.train.resume_changes`).
+Hyperparameter changes are the checkpoint's business (`course.train_support.resume_changes`).
 """
 
 from __future__ import annotations

@@ -1,18 +1,20 @@
-"""Generating text from a trained model (chapter 06; chapter 05 uses `generate` to print samples).
+"""Generating text from a trained model: decoding only (chapter 06; chapter 05 uses `generate` to print samples).
 
 Decoding repeats one step: run the model, take the logits of the last position,
 reshape them with a chain of **logit processors**, pick a token, append it.
+Measuring a model (negative log-likelihood, perplexity, sequence
+log-probabilities, bits per character) is `course.evaluate`.
 
-* Logit processors, one API: a processor is any callable ``(logits (B, V),
-  ids (B, T)) -> logits``. The math of each built-in one is a plain function
-  (`apply_temperature`, `top_k_filter`, `top_p_filter` (the nucleus),
-  `min_p_filter`, `repetition_penalty` (CTRL's divide-or-multiply),
-  `frequency_penalty` (subtract per occurrence, plus a presence term)); the
-  processor objects `Temperature`, `TopK`, `TopP`, `MinP`, `RepetitionPenalty`,
-  `FrequencyPenalty` bind a setting to that function, validated when made.
-  Filtering sets logits to ``-inf``, so the softmax renormalises what is kept.
-  `build_processors` puts them in the usual order: penalties, temperature,
-  top-k, top-p, min-p.
+* Logit processors are plain functions: a processor is any callable
+  ``(logits (B, V), ids (B, T)) -> logits``. The built-in ones are
+  `apply_temperature`, `top_k_filter`, `top_p_filter` (the nucleus),
+  `min_p_filter`, `repetition_penalty` (CTRL's divide-or-multiply) and
+  `frequency_penalty` (subtract per occurrence, plus a presence term); each
+  checks its arguments and calls its unchecked core. Filtering sets logits to
+  ``-inf``, so the softmax renormalises what is kept. `build_processors` checks
+  the settings once and chains the cores (``functools.partial``) in the usual
+  order: penalties, temperature, top-k, top-p, min-p; `apply_processors` runs a
+  chain.
 * `SamplingConfig`: every decoding setting in one validated, frozen dataclass.
   `stream` yields each new token (shape ``(batch,)``) as soon as it is chosen;
   `generate` collects them after the prompt; `stream_text` / `generate_text`
@@ -35,7 +37,7 @@ reshape them with a chain of **logit processors**, pick a token, append it.
   ``overflow="halve"`` keeps the last ``block_size // 2`` tokens, so a
   re-prefill happens once every ``block_size // 2`` tokens. Cached and uncached
   generation follow the same window rule, so they agree token for token.
-* `beam_search`, `evaluate_nll` / `perplexity`, `entropy`, `kv_cache_bytes`.
+* `beam_search` (its scores are `course.evaluate.sequence_logprob`), `entropy`, `kv_cache_bytes`.
 """
 
 from __future__ import annotations
@@ -43,12 +45,13 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
+from functools import partial
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
 from torch import Tensor
 
-from .evaluate import eval_mode
+from .evaluate import check_prompt, eval_mode
 from .model import GPT, GPTConfig
 from .validate import settings_with
 
@@ -59,60 +62,24 @@ LONG_PROMPTS = ("truncate", "error")
 
 # ============================================================================ logit processors
 #
-# One API: a logit processor is any callable ``(logits (B, V), ids (B, T)) -> logits``.
-# The math of each built-in processor is a plain function (what chapter 06 writes
-# in the open); the processor object binds its setting, validated once, when it is
-# made. `build_processors` (and `SamplingConfig.processors`) chain them in the
-# usual order. Every setting is checked by one validator below, so a bad value
-# gets the same message wherever it comes in.
+# A logit processor is any callable ``(logits (B, V), ids (B, T) so far) -> logits``.
+# Each built-in one is a plain function: the public function (`apply_temperature`,
+# `top_k_filter`, ...) checks its arguments, for a person who calls it, and calls
+# the core below it (`_temperature`, `_top_k`, ...): the math alone, written in the
+# processor's form ``(logits, ids, setting)``. `build_processors` checks every
+# setting once and binds it to its core with `functools.partial`; that chain is what
+# generation runs at every token, with no check left in it.
 
-
-def _check_logits(logits: Tensor) -> None:
-    if not isinstance(logits, Tensor) or logits.dim() < 1 or logits.shape[-1] == 0:
-        shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
-        raise ValueError(f"logits must be a tensor of shape (..., vocab_size) with vocab_size >= 1, got {shape}.")
-
-
-def _is_number(value: object) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float))
-
-
-def _check_temperature(temperature: object) -> None:
-    if not _is_number(temperature) or not temperature > 0 or math.isinf(temperature):  # type: ignore[operator, arg-type]
-        raise ValueError(
-            f"temperature must be a finite number > 0, got {temperature!r}; "
-            "for the most likely token (the limit temperature -> 0) use greedy=True."
-        )
-
-
-def _check_top_k(k: object) -> None:
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"top_k must be an int >= 1 (1 is greedy; None switches it off), got {k!r}.")
-
-
-def _check_top_p(p: object) -> None:
-    if not _is_number(p) or not 0.0 < p <= 1.0:  # type: ignore[operator]
-        raise ValueError(f"top_p must be in (0, 1] (1 keeps every token), got {p!r}.")
-
-
-def _check_min_p(min_p: object) -> None:
-    if not _is_number(min_p) or not 0.0 < min_p <= 1.0:  # type: ignore[operator]
-        raise ValueError(f"min_p must be in (0, 1] (None switches it off), got {min_p!r}.")
-
-
-def _check_repetition_penalty(penalty: object) -> None:
-    if not _is_number(penalty) or not penalty > 0 or math.isinf(penalty):  # type: ignore[operator, arg-type]
-        raise ValueError(f"repetition_penalty must be a finite number > 0 (1 is off, above 1 penalises), got {penalty!r}.")
-
-
-def _check_additive_penalty(name: str, value: object) -> None:
-    if not _is_number(value) or not math.isfinite(value):  # type: ignore[arg-type]
-        raise ValueError(f"{name} must be a finite number (0 is off), got {value!r}.")
+Processor = Callable[[Tensor, Tensor], Tensor]  # (logits (B, V), ids (B, T)) -> logits (B, V)
 
 
 def apply_temperature(logits: Tensor, temperature: float) -> Tensor:
     """Divide logits by the temperature: below 1 sharpens the distribution, above 1 flattens it."""
     _check_temperature(temperature)
+    return _temperature(logits, None, temperature)
+
+
+def _temperature(logits: Tensor, ids: Tensor | None, temperature: float) -> Tensor:
     return logits / temperature
 
 
@@ -120,8 +87,11 @@ def top_k_filter(logits: Tensor, k: int) -> Tensor:
     """Keep the k largest logits of each row; set the rest to -inf (ties at the k-th value are kept)."""
     _check_top_k(k)
     _check_logits(logits)
-    k = min(k, logits.shape[-1])
-    kth = torch.topk(logits, k, dim=-1).values[..., -1:]
+    return _top_k(logits, None, k)
+
+
+def _top_k(logits: Tensor, ids: Tensor | None, k: int) -> Tensor:
+    kth = torch.topk(logits, min(k, logits.shape[-1]), dim=-1).values[..., -1:]
     return logits.masked_fill(logits < kth, NEG_INF)
 
 
@@ -134,6 +104,10 @@ def top_p_filter(logits: Tensor, p: float) -> Tensor:
     """
     _check_top_p(p)
     _check_logits(logits)
+    return _top_p(logits, None, p)
+
+
+def _top_p(logits: Tensor, ids: Tensor | None, p: float) -> Tensor:
     if p == 1.0:
         return logits
     sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
@@ -149,25 +123,13 @@ def min_p_filter(logits: Tensor, min_p: float) -> Tensor:
     """Keep tokens whose probability is at least ``min_p`` times the largest probability."""
     _check_min_p(min_p)
     _check_logits(logits)
+    return _min_p(logits, None, min_p)
+
+
+def _min_p(logits: Tensor, ids: Tensor | None, min_p: float) -> Tensor:
     # p_i >= min_p * p_max  <=>  logit_i >= logit_max + ln(min_p): no softmax needed
     threshold = logits.max(dim=-1, keepdim=True).values + math.log(min_p)
     return logits.masked_fill(logits < threshold, NEG_INF)
-
-
-def _counts(ids: Tensor, vocab_size: int) -> Tensor:
-    """(B, V) number of occurrences of each token id in each row of ``ids`` (B, T)."""
-    counts = torch.zeros(ids.shape[0], vocab_size, dtype=torch.float32, device=ids.device)
-    if ids.numel():
-        counts.scatter_add_(1, ids.long(), torch.ones(ids.shape, dtype=torch.float32, device=ids.device))
-    return counts
-
-
-def _check_ids(logits: Tensor, ids: Tensor) -> None:
-    if logits.dim() != 2 or ids.dim() != 2 or ids.shape[0] != logits.shape[0]:
-        raise ValueError(
-            f"penalties need logits (batch, vocab) and ids (batch, time) with the same batch; "
-            f"got logits {tuple(logits.shape)} and ids {tuple(ids.shape)}."
-        )
 
 
 def repetition_penalty(logits: Tensor, ids: Tensor, penalty: float) -> Tensor:
@@ -178,6 +140,10 @@ def repetition_penalty(logits: Tensor, ids: Tensor, penalty: float) -> Tensor:
     _check_repetition_penalty(penalty)
     _check_logits(logits)
     _check_ids(logits, ids)
+    return _repetition(logits, ids, penalty)
+
+
+def _repetition(logits: Tensor, ids: Tensor, penalty: float) -> Tensor:
     seen = _counts(ids, logits.shape[-1]) > 0
     penalised = torch.where(logits > 0, logits / penalty, logits * penalty)
     return torch.where(seen, penalised, logits)
@@ -189,94 +155,20 @@ def frequency_penalty(logits: Tensor, ids: Tensor, frequency: float = 0.0, prese
     _check_additive_penalty("presence_penalty", presence)
     _check_logits(logits)
     _check_ids(logits, ids)
+    return _frequency(logits, ids, frequency, presence)
+
+
+def _frequency(logits: Tensor, ids: Tensor, frequency: float, presence: float) -> Tensor:
     counts = _counts(ids, logits.shape[-1]).to(logits.dtype)
     return logits - frequency * counts - presence * (counts > 0).to(logits.dtype)
 
 
-class LogitsProcessor(Protocol):
-    """What every processor is: ``(logits (B, V), ids (B, T) so far) -> logits (B, V)``."""
-
-    def __call__(self, logits: Tensor, ids: Tensor) -> Tensor: ...
-
-
-@dataclass(frozen=True)
-class Temperature:
-    """`apply_temperature` as a processor."""
-
-    temperature: float
-
-    def __post_init__(self) -> None:
-        _check_temperature(self.temperature)  # validate now, not at the first token
-
-    def __call__(self, logits: Tensor, ids: Tensor) -> Tensor:
-        return apply_temperature(logits, self.temperature)
-
-
-@dataclass(frozen=True)
-class TopK:
-    """`top_k_filter` as a processor."""
-
-    k: int
-
-    def __post_init__(self) -> None:
-        _check_top_k(self.k)
-
-    def __call__(self, logits: Tensor, ids: Tensor) -> Tensor:
-        return top_k_filter(logits, self.k)
-
-
-@dataclass(frozen=True)
-class TopP:
-    """`top_p_filter` as a processor."""
-
-    p: float
-
-    def __post_init__(self) -> None:
-        _check_top_p(self.p)
-
-    def __call__(self, logits: Tensor, ids: Tensor) -> Tensor:
-        return top_p_filter(logits, self.p)
-
-
-@dataclass(frozen=True)
-class MinP:
-    """`min_p_filter` as a processor."""
-
-    min_p: float
-
-    def __post_init__(self) -> None:
-        _check_min_p(self.min_p)
-
-    def __call__(self, logits: Tensor, ids: Tensor) -> Tensor:
-        return min_p_filter(logits, self.min_p)
-
-
-@dataclass(frozen=True)
-class RepetitionPenalty:
-    """`repetition_penalty` as a processor."""
-
-    penalty: float
-
-    def __post_init__(self) -> None:
-        _check_repetition_penalty(self.penalty)
-
-    def __call__(self, logits: Tensor, ids: Tensor) -> Tensor:
-        return repetition_penalty(logits, ids, self.penalty)
-
-
-@dataclass(frozen=True)
-class FrequencyPenalty:
-    """`frequency_penalty` (with its presence term) as a processor."""
-
-    frequency: float = 0.0
-    presence: float = 0.0
-
-    def __post_init__(self) -> None:
-        _check_additive_penalty("frequency_penalty", self.frequency)
-        _check_additive_penalty("presence_penalty", self.presence)
-
-    def __call__(self, logits: Tensor, ids: Tensor) -> Tensor:
-        return frequency_penalty(logits, ids, self.frequency, self.presence)
+def _counts(ids: Tensor, vocab_size: int) -> Tensor:
+    """(B, V) number of occurrences of each token id in each row of ``ids`` (B, T)."""
+    counts = torch.zeros(ids.shape[0], vocab_size, dtype=torch.float32, device=ids.device)
+    if ids.numel():
+        counts.scatter_add_(1, ids.long(), torch.ones(ids.shape, dtype=torch.float32, device=ids.device))
+    return counts
 
 
 def build_processors(
@@ -288,29 +180,44 @@ def build_processors(
     repetition_penalty: float | None = None,
     frequency_penalty: float = 0.0,
     presence_penalty: float = 0.0,
-) -> list[LogitsProcessor]:
+) -> list[Processor]:
     """The processors for these settings, in order: penalties, temperature, top-k, top-p, min-p.
 
-    Settings that change nothing (temperature 1, penalty 1 or 0, None) are left out.
+    Every setting is checked here, once. Each processor is its core with the
+    setting bound (``functools.partial(_top_k, k=5)``), so running the chain checks
+    nothing. Settings that change nothing (temperature 1, penalty 1 or 0, None)
+    are left out.
     """
-    chain: list[LogitsProcessor] = []
+    if repetition_penalty is not None:
+        _check_repetition_penalty(repetition_penalty)
+    _check_additive_penalty("frequency_penalty", frequency_penalty)
+    _check_additive_penalty("presence_penalty", presence_penalty)
+    _check_temperature(temperature)
+    for value, check in ((top_k, _check_top_k), (top_p, _check_top_p), (min_p, _check_min_p)):
+        if value is not None:
+            check(value)
+    chain: list[Processor] = []
     if repetition_penalty is not None and repetition_penalty != 1.0:
-        chain.append(RepetitionPenalty(repetition_penalty))
+        chain.append(partial(_repetition, penalty=repetition_penalty))
     if frequency_penalty or presence_penalty:
-        chain.append(FrequencyPenalty(frequency_penalty, presence_penalty))
-    if isinstance(temperature, bool) or temperature != 1.0:  # a bad value (0, -1, True) is refused by Temperature
-        chain.append(Temperature(temperature))
+        chain.append(partial(_frequency, frequency=frequency_penalty, presence=presence_penalty))
+    if temperature != 1.0:
+        chain.append(partial(_temperature, temperature=temperature))
     if top_k is not None:
-        chain.append(TopK(top_k))
+        chain.append(partial(_top_k, k=top_k))
     if top_p is not None:
-        chain.append(TopP(top_p))
+        chain.append(partial(_top_p, p=top_p))
     if min_p is not None:
-        chain.append(MinP(min_p))
+        chain.append(partial(_min_p, min_p=min_p))
     return chain
 
 
-def apply_processors(logits: Tensor, ids: Tensor | None, processors: Iterable[LogitsProcessor]) -> Tensor:
-    """Run ``logits`` (B, V) through each processor in turn; ``ids`` (B, T) are the tokens so far."""
+def apply_processors(logits: Tensor, ids: Tensor | None, processors: Iterable[Processor]) -> Tensor:
+    """Run ``logits`` (B, V) through each processor in turn; ``ids`` (B, T) are the tokens so far.
+
+    Nothing is checked here (it runs at every token): the settings were checked
+    when the chain was built.
+    """
     logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # half precision -> float32; float64 stays
     if ids is None:
         ids = torch.zeros(logits.shape[0] if logits.dim() == 2 else 1, 0, dtype=torch.long, device=logits.device)
@@ -324,12 +231,18 @@ def next_token_logits(
     min_p: float | None = None,
 ) -> Tensor:
     """The processed logits that sampling draws from (temperature, then top-k, top-p, min-p): `build_processors`' chain."""
-    return apply_processors(logits, None, build_processors(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p))
+    chain = build_processors(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p)
+    _check_logits(logits)
+    return apply_processors(logits, None, chain)
 
 
 def next_token_probs(logits: Tensor, ids: Tensor | None = None, **settings: Any) -> Tensor:
     """The distribution that sampling draws from: softmax of the processed logits (keywords of `build_processors`)."""
-    return torch.softmax(apply_processors(logits, ids, build_processors(**settings)), dim=-1)
+    chain = build_processors(**settings)
+    _check_logits(logits)
+    if ids is not None:
+        _check_ids(logits, ids)
+    return torch.softmax(apply_processors(logits, ids, chain), dim=-1)
 
 
 def entropy(logits: Tensor, *, base: float = math.e) -> Tensor:
@@ -388,32 +301,6 @@ class _Window:
             self.cache.layers = [None if kv is None else (kv[0][index], kv[1][index]) for kv in self.cache.layers]
 
 
-def _check_prompt(model: GPT, prompt_ids: Tensor | Sequence[int] | Sequence[Sequence[int]]) -> Tensor:
-    if not isinstance(prompt_ids, Tensor):
-        try:
-            prompt_ids = torch.as_tensor(prompt_ids, dtype=torch.long)
-        except (ValueError, TypeError) as err:
-            raise ValueError(
-                f"the prompt must be token ids: a list, a (time,) or an equal-length (batch, time) tensor ({err})."
-            ) from None
-    if prompt_ids.dtype not in (torch.int64, torch.int32):
-        raise TypeError(f"the prompt must hold integer token ids, got dtype {prompt_ids.dtype}.")
-    if prompt_ids.dim() == 1:
-        prompt_ids = prompt_ids[None]
-    if prompt_ids.dim() != 2:
-        raise ValueError(f"the prompt must have shape (time,) or (batch, time), got {tuple(prompt_ids.shape)}.")
-    if prompt_ids.shape[1] == 0 or prompt_ids.shape[0] == 0:
-        raise ValueError(
-            f"the prompt is empty (shape {tuple(prompt_ids.shape)}): give at least one token, "
-            "e.g. the id of '\\n' or of an end-of-text token to start from nothing."
-        )
-    vocab = model.config.vocab_size
-    lo, hi = int(prompt_ids.min()), int(prompt_ids.max())
-    if lo < 0 or hi >= vocab:
-        raise ValueError(f"prompt token id {lo if lo < 0 else hi} is outside the vocabulary (0..{vocab - 1}).")
-    return prompt_ids.long()
-
-
 def _fit_prompt(ids: Tensor, block: int, long_prompt: str) -> Tensor:
     if long_prompt not in LONG_PROMPTS:
         raise ValueError(f"long_prompt must be one of {LONG_PROMPTS}, got {long_prompt!r}.")
@@ -460,7 +347,7 @@ class SamplingConfig:
     repetition_penalty: float | None = None
     frequency_penalty: float = 0.0
     presence_penalty: float = 0.0
-    processors: tuple[LogitsProcessor, ...] = ()
+    processors: tuple[Processor, ...] = ()
     greedy: bool = False
     use_cache: bool = True
     eos_id: int | None = None
@@ -478,7 +365,7 @@ class SamplingConfig:
                 object.__setattr__(self, name, tuple(value))
             except TypeError:
                 raise TypeError(f"{name} must be a list or tuple, got {type(value).__name__}.") from None
-        self.processor_chain()  # validates every processor setting, with the messages of the processors
+        self.processor_chain()  # checks every processor setting (build_processors), before any token
         bad = [p for p in self.processors if not callable(p)]
         if bad:
             raise TypeError(f"processors must be callables (logits, ids) -> logits, got {bad[0]!r}.")
@@ -496,7 +383,7 @@ class SamplingConfig:
         if self.overflow not in OVERFLOWS:
             raise ValueError(f"overflow must be one of {OVERFLOWS}, got {self.overflow!r}.")
 
-    def processor_chain(self) -> list[LogitsProcessor]:
+    def processor_chain(self) -> list[Processor]:
         """The processors these settings call for, in order (`build_processors`, then the extra ``processors``)."""
         return build_processors(
             temperature=self.temperature, top_k=self.top_k, top_p=self.top_p, min_p=self.min_p,
@@ -545,7 +432,7 @@ def stream(
     a warning (``long_prompt="error"`` refuses it instead).
     """
     _check_count(max_new_tokens)
-    ids = _check_prompt(model, prompt_ids)
+    ids = check_prompt(model, prompt_ids)
     cfg = sampling_config(config, **settings)
     chain = cfg.processor_chain()
     stop_strings = cfg.stop_strings
@@ -596,7 +483,7 @@ def generate(
     Fewer than ``max_new_tokens`` are returned only when every row hit a stop
     condition. ``config`` and the keyword arguments are those of `stream`.
     """
-    prompt_ids = _check_prompt(model, prompt_ids)
+    prompt_ids = check_prompt(model, prompt_ids)
     new = list(stream(model, prompt_ids, max_new_tokens, config, **kwargs))
     if not new:
         return prompt_ids
@@ -687,7 +574,7 @@ def beam_search(
     _check_count(max_new_tokens)
     if isinstance(num_beams, bool) or not isinstance(num_beams, int) or num_beams < 1:
         raise ValueError(f"num_beams must be an int >= 1 (1 is greedy decoding), got {num_beams!r}.")
-    ids = _check_prompt(model, prompt_ids)
+    ids = check_prompt(model, prompt_ids)
     if ids.shape[0] != 1:
         raise ValueError(f"beam_search takes one prompt, shape (time,) or (1, time); got batch {ids.shape[0]}.")
     if max_new_tokens == 0:
@@ -732,91 +619,7 @@ def beam_search(
         return sorted(finished, key=lambda b: b.score, reverse=True)[:num_beams]
 
 
-@torch.no_grad()
-def sequence_logprob(
-    model: GPT, prompt_ids: Tensor | Sequence[int], continuation: Tensor | Sequence[int]
-) -> float:
-    """log p(continuation | prompt) under the model, each token seen with the context generation gives it.
-
-    The context of each token is at most the last ``block_size`` tokens before it
-    (the sliding window of ``overflow="slide"``). The model runs in eval mode
-    (dropout off, so the answer is deterministic; its mode is restored after) on
-    its own device, wherever the ids are.
-    """
-    prompt = _check_prompt(model, prompt_ids)
-    if prompt.shape[0] != 1:
-        raise ValueError(f"sequence_logprob takes one prompt, got a batch of {prompt.shape[0]}.")
-    device = next(model.parameters()).device
-    cont = torch.as_tensor(continuation, dtype=torch.long).reshape(1, -1)
-    if cont.numel():  # -1 would index the last row of the log-probabilities, and score another token
-        lo, hi = int(cont.min()), int(cont.max())
-        if lo < 0 or hi >= model.config.vocab_size:
-            raise ValueError(f"continuation token id {lo if lo < 0 else hi} is outside the vocabulary "
-                             f"(0..{model.config.vocab_size - 1}): were the ids made by another tokenizer?")
-    full = torch.cat((prompt.to(device), cont.to(device)), dim=1)[0]
-    block, start = model.config.block_size, prompt.shape[1]
-    total = 0.0
-    n = full.numel()
-    head_end = min(n - 1, block)  # one pass over full[:head_end] predicts targets 1..head_end
-    with eval_mode(model):
-        if start <= head_end:
-            logits, _ = model(full[None, :head_end])
-            logp = torch.log_softmax(logits[0].double(), dim=-1)
-            total += sum(float(logp[j - 1, full[j]]) for j in range(start, head_end + 1))
-        for j in range(max(start, head_end + 1), n):  # beyond the context: one window per token
-            logits, _ = model(full[None, j - block: j])
-            total += float(torch.log_softmax(logits[0, -1].double(), dim=-1)[full[j]])
-    return total
-
-
-# ============================================================================ perplexity and the cache's size
-
-
-@torch.no_grad()
-def evaluate_nll(model: GPT, ids: Tensor | Sequence[int], *, stride: int | None = None, batch_size: int = 32) -> tuple[float, int]:
-    """Mean negative log-likelihood (nats per token) of ``ids`` under the model, and the number of tokens scored.
-
-    Every token but the first is predicted once. Windows of ``block_size`` inputs
-    start every ``stride`` tokens (default ``block_size``: no overlap); each scores
-    only the targets that no earlier window scored, so a smaller stride gives
-    every prediction more context (lower loss, more compute).
-    """
-    ids = torch.as_tensor(ids, dtype=torch.long).flatten()
-    block = model.config.block_size
-    stride = block if stride is None else stride
-    if isinstance(stride, bool) or not isinstance(stride, int) or not 1 <= stride <= block:
-        raise ValueError(f"stride must be an int in 1..block_size={block}, got {stride!r}.")
-    if ids.numel() < 2:
-        raise ValueError(f"need at least 2 tokens to score a prediction, got {ids.numel()}.")
-    device = next(model.parameters()).device
-    windows: list[tuple[int, int, int]] = []  # (begin, end, number of targets to score at the end)
-    scored_up_to, n = 0, ids.numel() - 1  # targets are ids[1:], indexed 0..n-1
-    for begin in range(0, n, stride):
-        end = min(begin + block, n)
-        windows.append((begin, end, end - scored_up_to))
-        scored_up_to = end
-        if end == n:
-            break
-    total = 0.0
-    with eval_mode(model):
-        by_length: dict[int, list[tuple[int, int, int]]] = {}
-        for w in windows:
-            by_length.setdefault(w[1] - w[0], []).append(w)
-        for length, group in by_length.items():
-            for i in range(0, len(group), batch_size):
-                chunk = group[i: i + batch_size]
-                x = torch.stack([ids[b:e] for b, e, _ in chunk]).to(device)
-                y = torch.stack([ids[b + 1: e + 1] for b, e, _ in chunk]).to(device)
-                logits, _ = model(x)
-                nll = torch.nn.functional.cross_entropy(logits.double().transpose(1, 2), y, reduction="none")
-                for row, (_, _, count) in enumerate(chunk):
-                    total += float(nll[row, length - count:].sum())
-    return total / n, n
-
-
-def perplexity(model: GPT, ids: Tensor | Sequence[int], *, stride: int | None = None) -> float:
-    """exp(mean negative log-likelihood): the effective number of equally likely choices per token."""
-    return math.exp(evaluate_nll(model, ids, stride=stride)[0])
+# ============================================================================ the cache's size
 
 
 def kv_cache_bytes(config: GPTConfig, tokens: int, *, batch: int = 1, dtype: torch.dtype = torch.float32) -> int:
@@ -825,10 +628,63 @@ def kv_cache_bytes(config: GPTConfig, tokens: int, *, batch: int = 1, dtype: tor
     return 2 * config.n_layer * tokens * config.n_embd * batch * bytes_per
 
 
+# ============================================================================ checks (of a direct call; never per token)
+
+
+def _check_logits(logits: Tensor) -> None:
+    if not isinstance(logits, Tensor) or logits.dim() < 1 or logits.shape[-1] == 0:
+        shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
+        raise ValueError(f"logits must be a tensor of shape (..., vocab_size) with vocab_size >= 1, got {shape}.")
+
+
+def _is_number(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float))
+
+
+def _check_temperature(temperature: object) -> None:
+    if not _is_number(temperature) or not temperature > 0 or math.isinf(temperature):  # type: ignore[operator, arg-type]
+        raise ValueError(
+            f"temperature must be a finite number > 0, got {temperature!r}; "
+            "for the most likely token (the limit temperature -> 0) use greedy=True."
+        )
+
+
+def _check_top_k(k: object) -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"top_k must be an int >= 1 (1 is greedy; None switches it off), got {k!r}.")
+
+
+def _check_top_p(p: object) -> None:
+    if not _is_number(p) or not 0.0 < p <= 1.0:  # type: ignore[operator]
+        raise ValueError(f"top_p must be in (0, 1] (1 keeps every token), got {p!r}.")
+
+
+def _check_min_p(min_p: object) -> None:
+    if not _is_number(min_p) or not 0.0 < min_p <= 1.0:  # type: ignore[operator]
+        raise ValueError(f"min_p must be in (0, 1] (None switches it off), got {min_p!r}.")
+
+
+def _check_repetition_penalty(penalty: object) -> None:
+    if not _is_number(penalty) or not penalty > 0 or math.isinf(penalty):  # type: ignore[operator, arg-type]
+        raise ValueError(f"repetition_penalty must be a finite number > 0 (1 is off, above 1 penalises), got {penalty!r}.")
+
+
+def _check_additive_penalty(name: str, value: object) -> None:
+    if not _is_number(value) or not math.isfinite(value):  # type: ignore[arg-type]
+        raise ValueError(f"{name} must be a finite number (0 is off), got {value!r}.")
+
+
+def _check_ids(logits: Tensor, ids: Tensor) -> None:
+    if logits.dim() != 2 or ids.dim() != 2 or ids.shape[0] != logits.shape[0]:
+        raise ValueError(
+            f"penalties need logits (batch, vocab) and ids (batch, time) with the same batch; "
+            f"got logits {tuple(logits.shape)} and ids {tuple(ids.shape)}."
+        )
+
+
 __all__ = [
-    "Beam", "FrequencyPenalty", "LogitsProcessor", "MinP", "RepetitionPenalty", "SamplingConfig", "Temperature", "TopK", "TopP",
-    "apply_processors", "apply_temperature", "beam_search", "build_processors", "entropy", "evaluate_nll",
-    "frequency_penalty", "generate", "generate_text", "kv_cache_bytes", "min_p_filter", "next_token_logits",
-    "next_token_probs", "perplexity", "pick", "repetition_penalty", "sampling_config", "sequence_logprob", "stream", "stream_text",
-    "top_k_filter", "top_p_filter",
+    "Beam", "Processor", "SamplingConfig", "apply_processors", "apply_temperature", "beam_search", "build_processors",
+    "entropy", "frequency_penalty", "generate", "generate_text", "kv_cache_bytes", "min_p_filter", "next_token_logits",
+    "next_token_probs", "pick", "repetition_penalty", "sampling_config", "stream", "stream_text", "top_k_filter",
+    "top_p_filter",
 ]

@@ -33,7 +33,7 @@ from typing import Any, Iterable, Sequence
 import torch
 
 from .model import GPT, GPTConfig
-from .pretrained import validation_bpc
+from .evaluate import validation_bpc
 from .token_data import Dataset
 
 BLOCK = 128  # tokens per window

@@ -14,8 +14,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from course.evaluate import chars_per_token, token_bits
 from course.model import GPT, GPTConfig
-from course.pretrained import chars_per_token, token_bits, validation_bpc
+from course.evaluate import validation_bpc
 from course.scaling import fit_isoflop
 from course.scaling_runs import (
     SIZES, grid_model, group_by, isoflop_plan, log_interp, model_facts, run, steps_for, tokens_for_flops,
@@ -70,7 +71,7 @@ def _tiny_model(vocab: int, block: int = 16, seed: int = 0) -> GPT:
 
 
 def test_validation_bpc_of_a_character_model_is_its_loss_over_ln2():
-    from course.pretrained import validation_loss
+    from course.evaluate import validation_loss
 
     tok = CharTokenizer.from_text(TEXT)
     model = _tiny_model(tok.vocab_size)

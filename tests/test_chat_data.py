@@ -13,7 +13,8 @@ import torch.nn.functional as F
 
 from chat_helpers import TOK, tiny_model
 from course.assistant_tasks import mixture
-from course.chat_data import IGNORE, ChatRows, attach_tokenizer, chat_rows, mixture_rows, trainer_batches
+from course.sft import IGNORE
+from course.chat_data import ChatRows, attach_tokenizer, chat_rows, mixture_rows, trainer_batches
 from course.chat_format import ChatTokenizer, render_conversation
 
 TOOL_CHAT = [

@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 import course.chat_format as chat_format
 from course.chat_format import (
     CHAT_TEMPLATE,
-    IGNORE,
     SPECIAL_TOKENS,
     ChatTokenizer,
     ConversationFormatError,
@@ -28,6 +27,7 @@ from course.chat_format import (
     validate_messages,
 )
 from course.model import GPT, GPTConfig
+from course.sft import IGNORE
 from course.pretrained import SHIPPED, load_pretrained
 from course.tokenizers import CharTokenizer
 

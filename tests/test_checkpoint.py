@@ -14,7 +14,9 @@ import torch
 
 from course.checkpoint import CheckpointError, atomic_write_text, load_checkpoint, point_latest
 from course.model import GPT
-from course.train import Trainer, latest_checkpoint, load_model, make_optimizer
+from course.checkpoint import latest_checkpoint, load_model
+from course.schedule import make_optimizer
+from course.train import Trainer
 from test_train import tiny_config, tiny_data
 
 

@@ -83,7 +83,8 @@ def test_gradient_accumulation_equals_the_big_batch():
 
 
 def test_trainer_accumulation_follows_the_big_batch():
-    from course.train import TrainConfig, Trainer
+    from course.train import Trainer
+    from course.train_config import TrainConfig
 
     class Sampler:  # the trainer's contract: one global batch per step, sliced into micro-batches
         def __init__(self):
@@ -132,7 +133,8 @@ def test_model_activation_bytes_grow_with_the_batch_and_ignore_parameters():
 
 
 def test_bfloat16_autocast_on_cpu_when_asked():
-    from course.train import TrainConfig, Trainer
+    from course.train import Trainer
+    from course.train_config import TrainConfig
 
     def sampler():
         class S:

@@ -12,13 +12,12 @@ import numpy as np
 import pytest
 
 import course.assistant_tasks as assistant_tasks
+from course.assistant_tasks import exact_match, normalize
 from course.evals import (
     Accuracy,
     accuracy,
     bootstrap_interval,
-    exact_match,
     mean_pass_at_k,
-    normalize,
     pass_at_k,
     pass_at_k_enumerate,
     wilson_interval,

@@ -6,37 +6,14 @@ import pytest
 import torch
 from torch import nn
 
-from course.finetune import (
-    IGNORE,
-    EarlyStopping,
-    ExampleSampler,
-    GPTClassifier,
-    LoRALinear,
-    accuracy,
-    apply_lora,
-    apply_word_task,
-    bag_of_chars,
-    batches,
-    classification_loss,
-    confusion_matrix,
-    corpus_words,
-    count_parameters,
-    encode_sft,
-    exact_match,
-    finetune_config,
-    fit_logistic_regression,
-    greedy_complete,
-    merge_lora,
-    optimizer_state_bytes,
-    predict_classes,
-    remove_lora,
-    response_targets,
-    restrict_to_vocab,
-    set_dropout,
-    speaker_examples,
-    split_words,
-    word_task_examples,
-)
+from course.classification import (GPTClassifier, accuracy, bag_of_chars, classification_loss, confusion_matrix,
+                                   fit_logistic_regression, predict_classes, speaker_examples)
+from course.early_stopping import EarlyStopping
+from course.finetune import ExampleSampler, batches, finetune_config, restrict_to_vocab, set_dropout
+from course.lora import LoRALinear, apply_lora, count_parameters, merge_lora, remove_lora
+from course.memory import optimizer_state_bytes
+from course.sft import (IGNORE, apply_word_task, corpus_words, encode_sft, exact_match, greedy_complete,
+                        response_targets, split_words, word_task_examples)
 from course.model import GPT, GPTConfig
 from course.tokenizers import CharTokenizer
 from course.train import Trainer
@@ -440,21 +417,12 @@ def test_greedy_complete_multi_character_stop_and_mode(tok):
 # ---------------------------------------------------------------- the split by concept
 
 
-def test_finetune_reexports_each_concept_module_and_lora_is_self_contained():
+def test_lora_is_self_contained():
     import ast
     from pathlib import Path
 
-    import course.classification
-    import course.early_stopping
-    import course.finetune
     import course.lora
-    import course.sft
 
-    for module in (course.sft, course.classification, course.lora, course.early_stopping):
-        for name in getattr(module, "__all__", [n for n in vars(module) if not n.startswith("_")]):
-            obj = getattr(module, name)
-            if getattr(obj, "__module__", None) == module.__name__:
-                assert getattr(course.finetune, name) is obj, f"course.finetune.{name} must be {module.__name__}.{name}"
     tree = ast.parse(Path(course.lora.__file__).read_text())
     imported = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)] + [
         a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]

@@ -203,7 +203,8 @@ def test_magnitude_masks_remove_the_smallest_weights(scope, sparsity):
 
 
 def test_pruned_weights_stay_zero_through_training():
-    from course.train import TrainConfig, Trainer
+    from course.train import Trainer
+    from course.train_config import TrainConfig
 
     model = tiny_gpt()
     masks = magnitude_masks(model, 0.5, "global")

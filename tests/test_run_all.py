@@ -11,7 +11,7 @@ Two promises are tested in one execution of each chapter, so CI pays for it once
   a learner without network and without Tiny Shakespeare gets a notice and the
   chapters run on English text that ships with Python
   (`course.data.fallback_corpus`), mapped to the shipped model's alphabet where a
-  chapter uses that model (`course.pretrained.corpus_text`).
+  chapter uses that model (`course.data.corpus_text`).
 
 Outputs are not compared (the numbers differ from the book's by design); every
 cell must run, and the bands of `course.verify.within` report instead of

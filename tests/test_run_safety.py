@@ -15,12 +15,14 @@ import pytest
 import torch
 
 from course.checkpoint import CheckpointError, load_model, save_checkpoint
+from course.evaluate import sequence_logprob
 from course.families import MaskedLM, Seq2Seq, mask_tokens
 from course.model import GPT, GPTConfig
 from course.plots.training import read_metrics
-from course.sampling import sequence_logprob
 from course.token_data import BatchSampler, TokenData, load_token_files, stale_token_files, write_token_files
-from course.train import Trainer, TrainingDiverged, language_model_loss, prepare_data, resume_changes
+from course.token_data import prepare_data
+from course.train import Trainer, language_model_loss
+from course.train_support import TrainingDiverged, resume_changes
 from test_train import tiny_config, tiny_data
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -325,6 +327,59 @@ def test_the_package_has_no_import_cycle():
     for m in graph:
         walk(m, [m])
     assert not cycles, f"import cycles in course/: {sorted(set(cycles))[:5]}"
+
+
+def _defined_names(path: Path) -> set[str]:
+    """Names a module defines itself at top level (functions, classes, assignments; also inside if/try)."""
+    names: set[str] = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        for n in ([node] if not isinstance(node, (ast.If, ast.Try)) else ast.walk(node)):
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(n.name)
+            elif isinstance(n, (ast.Assign, ast.AnnAssign)):
+                targets = n.targets if isinstance(n, ast.Assign) else [n.target]
+                names.update(x.id for t in targets for x in ast.walk(t) if isinstance(x, ast.Name))
+    return names
+
+
+def _course_imports(path: Path, text: str):
+    """(module, name) for each ``from course.X import name`` (and relative imports inside course/)."""
+    for node in ast.walk(ast.parse(text)):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level:
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)[: -node.level]
+            module = ".".join(parts + ([node.module] if node.module else []))
+        else:
+            module = node.module or ""
+        if module == "course" or module.startswith("course."):
+            yield from ((module, a.name) for a in node.names)
+
+
+def test_no_module_re_exports_another_modules_names():
+    """Every name is imported from the module that defines it: no hub passes on another module's names
+    (a package's __init__ is its public face and may). Checks course/, tests/, tools/, benchmarks/, solutions/ and
+    the chapters' code cells."""
+    import re
+
+    def module_file(module: str) -> Path | None:
+        base = ROOT.joinpath(*module.split("."))
+        return base / "__init__.py" if (base / "__init__.py").is_file() else base.with_suffix(".py") if base.with_suffix(".py").is_file() else None
+
+    files = [(p, p.read_text(encoding="utf-8")) for d in ("course", "tests", "tools", "benchmarks", "solutions")
+             for p in (ROOT / d).rglob("*.py")]
+    for md in (ROOT / "notebooks").glob("*.md"):
+        cells = re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", md.read_text(encoding="utf-8"), re.S)
+        files.append((md, "\n".join(line for c in cells for line in c.splitlines() if not line.startswith((":", "%", "!")))))
+    passed_on = []
+    for path, text in files:
+        for module, name in _course_imports(path, text):
+            source = module_file(module)
+            if source is None or source.name == "__init__.py" or module_file(f"{module}.{name}") is not None:
+                continue
+            if name not in _defined_names(source):
+                passed_on.append(f"{path.relative_to(ROOT)}: {name} from {module}")
+    assert not passed_on, f"names imported from a module that does not define them: {passed_on[:10]}"
 
 
 # ============================================================================ the run folder's manifest

@@ -11,29 +11,22 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import course.sampling as sampling
+from course.evaluate import evaluate_nll, perplexity, sequence_logprob
 from course.model import GPT, GPTConfig
 from course.sampling import (
-    FrequencyPenalty,
-    MinP,
-    RepetitionPenalty,
-    Temperature,
-    TopK,
-    TopP,
     apply_processors,
     apply_temperature,
     beam_search,
     build_processors,
     entropy,
-    evaluate_nll,
     frequency_penalty,
     generate,
     generate_text,
     kv_cache_bytes,
     min_p_filter,
     next_token_probs,
-    perplexity,
     repetition_penalty,
-    sequence_logprob,
     stream,
     stream_text,
     top_k_filter,
@@ -114,7 +107,7 @@ def test_top_p_keeps_the_smallest_set_that_reaches_p(p, keep):
 def test_top_p_one_changes_nothing_and_bad_p_is_refused():
     logits = torch.randn(3, 10, generator=_gen(0))
     assert torch.equal(top_p_filter(logits, 1.0), logits)
-    assert torch.equal(TopP(1.0)(logits, torch.zeros(3, 0, dtype=torch.long)), logits)
+    assert torch.equal(apply_processors(logits, None, build_processors(top_p=1.0)), logits)
     for bad in (0.0, -0.1, 1.01, float("nan"), True):
         with pytest.raises(ValueError, match=r"top_p must be in \(0, 1\]"):
             top_p_filter(logits, bad)
@@ -161,23 +154,45 @@ def test_frequency_and_presence_penalties_count_occurrences():
     ids = torch.tensor([[0, 1, 1]])
     got = frequency_penalty(logits, ids, frequency=0.5, presence=0.25)
     assert torch.allclose(got, torch.tensor([[2.0 - 0.5 - 0.25, -1.0 - 1.0 - 0.25, 0.5, 3.0]]))
-    assert torch.equal(FrequencyPenalty()(logits, ids), logits)
+    assert torch.equal(frequency_penalty(logits, ids), logits)
 
 
 def test_processors_compose_in_order_and_validate_early():
     logits = torch.randn(2, 9, generator=_gen(1))
     ids = torch.tensor([[1, 2, 2], [3, 3, 4]])
     chain = build_processors(temperature=0.7, top_k=5, top_p=0.9, min_p=0.05, repetition_penalty=1.3, frequency_penalty=0.2)
-    assert [type(p) for p in chain] == [RepetitionPenalty, FrequencyPenalty, Temperature, TopK, TopP, MinP]
+    # a processor is a plain function: each core with its checked setting bound
+    assert _described(chain) == [("_repetition", {"penalty": 1.3}), ("_frequency", {"frequency": 0.2, "presence": 0.0}),
+                                 ("_temperature", {"temperature": 0.7}), ("_top_k", {"k": 5}), ("_top_p", {"p": 0.9}),
+                                 ("_min_p", {"min_p": 0.05})]
     by_hand = min_p_filter(top_p_filter(top_k_filter(frequency_penalty(repetition_penalty(logits, ids, 1.3), ids, 0.2) / 0.7, 5), 0.9), 0.05)
     assert torch.equal(apply_processors(logits, ids, chain), by_hand)
     probs = next_token_probs(logits, ids, temperature=0.7, top_k=5, top_p=0.9, min_p=0.05, repetition_penalty=1.3, frequency_penalty=0.2)
     assert torch.allclose(probs.sum(-1), torch.ones(2)) and torch.equal(probs > 0, torch.isfinite(by_hand))
     assert build_processors() == [], "the defaults must change nothing"
     with pytest.raises(ValueError, match="greedy"):
-        Temperature(0.0)
+        build_processors(temperature=0.0)
     with pytest.raises(ValueError, match="top_k"):
         build_processors(top_k=0)
+
+
+def _described(chain):
+    """A chain of built-in processors as (core, bound settings): partials do not compare equal themselves."""
+    return [(p.func.__name__, p.keywords) for p in chain]
+
+
+def test_settings_are_checked_once_when_the_chain_is_built_never_per_token(monkeypatch):
+    calls = []
+    real = sampling._check_top_k
+    monkeypatch.setattr(sampling, "_check_top_k", lambda k: calls.append(k) or real(k))
+    model = _model()
+    cfg = sampling.SamplingConfig(temperature=0.9, top_k=4)
+    made = len(calls)
+    short = generate(model, torch.tensor([1, 2]), 2, cfg, generator=_gen(0))
+    per_call = len(calls) - made
+    generate(model, torch.tensor([1, 2]), 12, cfg, generator=_gen(0))
+    assert made == 1 and len(calls) - made == 2 * per_call, "the checks ran per token, not once per chain"
+    assert short.shape == (1, 4)
 
 
 def test_entropy_of_uniform_and_certain_distributions():
@@ -408,7 +423,7 @@ def test_command_line_samples_from_a_checkpoint(tmp_path, capsys):
     from safetensors.torch import save_model
 
     from course.sample import main
-    from course.train import TrainConfig
+    from course.train_config import TrainConfig
 
     model = _model(scale=1.0)
     save_model(model, str(tmp_path / "model.safetensors"))
@@ -608,7 +623,7 @@ def test_a_config_and_keywords_give_the_same_tokens_and_keywords_override():
     greedy = generate(model, prompt, 20, cfg, greedy=True, eos_id=None)  # keywords override the config's fields
     assert torch.equal(greedy, generate(model, prompt, 20, greedy=True, **processing))
     assert greedy.shape == (2, 22), "eos_id=None overrode the config's end-of-text stop"
-    assert cfg.processor_chain() == build_processors(**processing)
+    assert _described(cfg.processor_chain()) == _described(build_processors(**processing))
     tok = CharTokenizer(list(ALPHABET))
     text_cfg = generate_text(model, tok, "abc", 15, SamplingConfig(temperature=0.9, stop_strings=("e",)), generator=_gen(1))
     text_kw = generate_text(model, tok, "abc", 15, temperature=0.9, stop_strings="e", generator=_gen(1))
@@ -626,6 +641,6 @@ def test_one_processor_api_custom_processors_run_last_in_the_same_chain():
 
     cfg = SamplingConfig(temperature=0.5, top_k=4, repetition_penalty=1.5, processors=(halve,))
     chain = cfg.processor_chain()
-    assert [type(p) for p in chain[:-1]] == [RepetitionPenalty, Temperature, TopK] and chain[-1] is halve
+    assert [name for name, _ in _described(chain[:-1])] == ["_repetition", "_temperature", "_top_k"] and chain[-1] is halve
     expected = top_k_filter(apply_temperature(repetition_penalty(logits, ids, 1.5), 0.5), 4) / 2
     assert torch.equal(apply_processors(logits, ids, chain), expected)

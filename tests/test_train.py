@@ -16,20 +16,11 @@ import torch
 from course.model import GPTConfig
 from course.tokenizers import CharTokenizer
 from course.train_cli import config_from_args
-from course.train import (
-    BatchSampler,
-    Dataset,
-    TokenData,
-    TrainConfig,
-    Trainer,
-    latest_checkpoint,
-    load_model,
-    load_token_files,
-    lr_at,
-    param_groups,
-    save_checkpoint,
-    write_token_files,
-)
+from course.checkpoint import latest_checkpoint, load_model, save_checkpoint
+from course.schedule import lr_at, param_groups
+from course.token_data import BatchSampler, Dataset, TokenData, load_token_files, write_token_files
+from course.train import Trainer
+from course.train_config import TrainConfig
 
 TEXT = ("To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n" * 60)
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,4 +1,4 @@
-"""One definition of the shipped model's validation loss (course.pretrained.validation_loss).
+"""One definition of the shipped model's validation loss (course.evaluate.validation_loss).
 
 Chapters 05, 06 and 08 quote it; the checkpoint's info.json and TRAINING.md record
 it. These tests check the definition against an independent computation, the
@@ -14,7 +14,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course.pretrained import SHIPPED, VAL_FRACTION, load_pretrained, validation_loss, validation_text
+from course.data import VAL_FRACTION, validation_text
+from course.evaluate import validation_loss
+from course.pretrained import SHIPPED, load_pretrained
 from notebook_utils import NOTEBOOKS, assert_quoted, read_ipynb
 
 
@@ -70,7 +72,7 @@ def test_readme_quotes_it():
     assert f"validation loss {info['val_loss']:.2f}" in readme, "the README should quote the shipped model's validation loss, rounded"
 
 
-# the name under which each chapter's prose quotes course.pretrained.validation_loss of the shipped model
+# the name under which each chapter's prose quotes course.evaluate.validation_loss of the shipped model
 QUOTED = {
     "05_pretraining.ipynb": "ch05_shipped_val_loss",
     "06_sampling.ipynb": "ch06_val_loss",

@@ -8,7 +8,8 @@ import numbers
 import torch
 
 from ..model import GPT, GPTConfig
-from ..train import TrainConfig, lr_at
+from ..schedule import lr_at
+from ..train_config import TrainConfig
 from . import ExerciseFailed, call, exercise_check, expect
 
 
@@ -109,7 +110,7 @@ def check_learning_rate(learning_rate) -> None:
     expect(all(abs(v - 0.1) < tol for v in values[100:]), "after the last decay step the rate must stay at min_lr.")
     reference = [lr_at(s, config) for s in range(110)]
     worst = max(abs(a - b) for a, b in zip(values, reference))
-    expect(worst < tol, f"your schedule differs from course.train.lr_at by up to {worst:.3g}.")
+    expect(worst < tol, f"your schedule differs from course.schedule.lr_at by up to {worst:.3g}.")
 
 
 def _dropout_model() -> tuple[GPT, list[tuple[torch.Tensor, torch.Tensor]]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..finetune import IGNORE, response_targets
+from ..sft import IGNORE, response_targets
 from . import ExerciseFailed, call, exercise_check, expect, expect_close
 
 
