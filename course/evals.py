@@ -2,7 +2,7 @@
 
 * **Exact match**: `exact_match` and `normalize` are those of
   `course.assistant_tasks` (one stated rule: strip, collapse whitespace, drop one
-  final ".", fold case unless the task is case sensitive), re-exported here.
+  final ".", fold case unless the task is case sensitive); import them from there.
 * **pass@k** (Chen et al. 2021, "Evaluating Large Language Models Trained on
   Code"): draw n ≥ k answers to a problem, count the c correct ones; the chance
   that at least one of k answers drawn without replacement from those n is
@@ -33,7 +33,6 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .assistant_tasks import exact_match, normalize
 
 __all__ = [
     "Accuracy", "accuracy", "bootstrap_interval", "mean_pass_at_k", "pass_at_k",

@@ -15,7 +15,6 @@
   in bits, its characters and its context).
 * `check_prompt`: token ids for a model, checked, as a (batch, time) tensor
   (shared with `course.sampling`).
-
 * The shipped models' measures on their validation split
   (`course.data.validation_text`): `validation_loss` in nats per token (per
   character for the character model) and `validation_bpc` in bits per character,

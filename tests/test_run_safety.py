@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from course.checkpoint import CheckpointError, load_model, save_checkpoint
+from course.checkpoint import CheckpointError, load_model
 from course.evaluate import sequence_logprob
 from course.families import MaskedLM, Seq2Seq, mask_tokens
 from course.model import GPT, GPTConfig

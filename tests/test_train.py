@@ -16,7 +16,7 @@ import torch
 from course.model import GPTConfig
 from course.tokenizers import CharTokenizer
 from course.train_cli import config_from_args
-from course.checkpoint import latest_checkpoint, load_model, save_checkpoint
+from course.checkpoint import latest_checkpoint, load_model
 from course.schedule import lr_at, param_groups
 from course.token_data import BatchSampler, Dataset, TokenData, load_token_files, write_token_files
 from course.train import Trainer
