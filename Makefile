@@ -45,8 +45,9 @@ render: $(STAMP)
 
 book: execute plain render
 
+# tests/ in parallel workers, then every chapter under nbval alone (tools/run_tests.py says why).
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) tools/run_tests.py $(PYTEST_ARGS)
 
 # The course's JupyterLab settings (lab/overrides.json): a chapter's .md opens as a
 # notebook (jupytext), no pop-up asks about news. browser_tests/test_lab.py uses these flags.

@@ -27,6 +27,14 @@ if "torch" in sys.modules:  # too late to choose its kernels
     raise RuntimeError("torch was imported before tests/conftest.py could set the CPU kernel configuration")
 KERNEL_PROFILE = os.environ.get(kernels.ENV_PROFILE) or "test"
 kernels.apply(KERNEL_PROFILE)
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One of several pytest-xdist workers, one per core (tools/run_tests.py): this worker and every kernel and process
+    # it starts use one thread. Two threads each on a shared core are far slower than one (OpenMP's waiting threads
+    # spin: measured, the student edition's chapter 05 took 6 minutes beside a busy worker instead of 85 s alone).
+    # No test run this way compares a printed number with a stored one; nbval, which does, runs alone with two.
+    # OMP_WAIT_POLICY=PASSIVE: a thread that waits sleeps instead of spinning, for the processes that set two threads
+    # again (kernels.apply in a subprocess).
+    os.environ.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
 
 import matplotlib  # noqa: E402
 
@@ -38,8 +46,14 @@ if not os.environ.get("COURSE_DATA_DIR"):
         os.environ["COURSE_DATA_DIR"] = str(sibling)
 
 
+# Handed out first by pytest-xdist (tools/run_tests.py): the longest file, so that the unit tests run beside it
+# instead of after it.
+FIRST = ("test_run_all.py",)
+
+
 def pytest_collection_modifyitems(session, config, items):
     if config.getoption("nbval", default=False):
         from nbval_inline import add_inline_items
 
         items[:] = add_inline_items(items)
+    items.sort(key=lambda item: item.path.name not in FIRST)  # stable: the order within each group is kept

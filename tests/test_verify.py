@@ -40,6 +40,7 @@ def test_agree_relative_and_mixed_types(capsys):
 
 def test_within(monkeypatch, capsys):
     monkeypatch.setattr(data, "_FALLBACK_IN_USE", False)
+    monkeypatch.delenv("COURSE_QUICK", raising=False)
     assert within(1.6, 1.5, 1.7, "loss") == 1.6
     with pytest.raises(AssertionError, match=r"loss = 1.8 is outside the expected band \[1.5, 1.7\] \(band from 3 runs\)"):
         within(1.8, 1.5, 1.7, "loss", measured="3 runs")
@@ -48,3 +49,14 @@ def test_within(monkeypatch, capsys):
     monkeypatch.setattr(data, "_FALLBACK_IN_USE", True)  # bands are measured on Tiny Shakespeare
     assert within(3.0, 1.5, 1.7, "loss") == 3.0
     assert "fallback corpus" in capsys.readouterr().out
+
+
+def test_within_reports_instead_of_checking_in_a_quick_pass(monkeypatch, capsys):
+    """A learner's COURSE_QUICK=1 run on Tiny Shakespeare trains less than the bands were measured on."""
+    monkeypatch.setattr(data, "_FALLBACK_IN_USE", False)
+    monkeypatch.setenv("COURSE_QUICK", "1")
+    assert within(0.0, 0.55, 0.95, "exact match") == 0.0
+    assert "quick pass: exact match = 0; the band [0.55, 0.95] was measured on the full runs" in capsys.readouterr().out
+    monkeypatch.setenv("COURSE_QUICK", "0")
+    with pytest.raises(AssertionError, match="outside the expected band"):
+        within(0.0, 0.55, 0.95, "exact match")
