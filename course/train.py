@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from .checkpoint import save_checkpoint
 from .distributed import mean_over_processes
 from .evaluate import eval_mode
-from .model import GPT
+from .model import GPT, GPTConfig
 from .run_manifest import make_manifest, read_manifest, write_manifest
 from .schedule import lr_at, make_optimizer
 from .token_data import BatchSampler, Dataset, fixed_batches
@@ -88,6 +88,8 @@ class Trainer:
         if model is None:  # a new GPT, its vocabulary sized to the tokenizer's
             self.config = c = sized_to_tokenizer(c, self.data)
             model = GPT(c.model)
+        elif isinstance(getattr(model, "config", None), GPTConfig):  # the checkpoints' config.json describes this model
+            self.config = c = replace(c, model=model.config)
         self.vocab_size: int | None = getattr(getattr(model, "config", None), "vocab_size", None)
         check_data_ids(self.data, self.vocab_size)  # once, here, so that a GPU never sees a bad id
         self.model = model.to(self.device)

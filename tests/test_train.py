@@ -279,6 +279,24 @@ def test_custom_sampler_and_loss_fn():
         trainer.sample()
 
 
+def test_a_passed_models_checkpoint_describes_that_model(tmp_path):
+    """A model passed to the Trainer (chapter 07's fine-tuning, chapter 11's assistant) is saved with its own
+    architecture in config.json, not the config's default one: load_model then rebuilds it."""
+    from course.model import GPT
+
+    data = tiny_data()
+    x, y = BatchSampler(data.train, 16, seed=0).step_batches(4, 1)[0]
+    config = tiny_config(max_iters=2, eval_interval=2, out_dir=str(tmp_path / "run"))
+    mine = GPTConfig(vocab_size=data.tokenizer.vocab_size, block_size=24, n_layer=1, n_head=2, n_embd=16)
+    assert mine != config.model
+    trainer = Trainer(config, model=GPT(mine), sampler=_FixedSampler(x, y), val_batches=[(x, y)])
+    result = trainer.train()
+    assert trainer.config.model == mine
+    loaded, saved = load_model(result.checkpoint)
+    assert saved.model == mine and all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(),
+                                                                           trainer.model.state_dict().values()))
+
+
 # ============================================================================ issue 15
 
 
