@@ -1,4 +1,5 @@
-"""The course's pretrained Shakespeare models: characters (chapter 05; used by 06, 07 and 08) and BPE (chapter 09).
+"""The course's pretrained Shakespeare models: characters (chapter 05; used by 06, 07 and 08) and BPE (chapter 09),
+and the assistant instruction-tuned from the character model (chapter 11; chapter 12 starts from it).
 
 `load_pretrained()` returns the character model, `load_pretrained(tokenizer="bpe")`
 the same architecture trained on the course's own byte-level BPE tokens; each
@@ -12,6 +13,11 @@ comes with its tokenizer and a description of where it came from:
 
 Both paths give a `course.model.GPT` in eval mode and a
 `course.tokenizers.CharTokenizer` (or `BPETokenizer`).
+
+`load_assistant()` returns the shipped assistant (``course/checkpoints/assistant-char``,
+made by ``make assistant``: tools/train_assistant.py) with its
+`course.chat_format.ChatTokenizer`. It has no stand-in: training one takes too long
+to happen behind a function call.
 
 The text they are measured on is `course.data.corpus_text` (Tiny Shakespeare in
 the model's alphabet) and `course.data.validation_text` (its last ``VAL_FRACTION``);
@@ -35,6 +41,7 @@ from .tokenizers import BPETokenizer, CharTokenizer
 
 SHIPPED = Path(__file__).resolve().parent / "checkpoints" / "shakespeare-char"
 SHIPPED_BPE = Path(__file__).resolve().parent / "checkpoints" / "shakespeare-bpe"
+SHIPPED_ASSISTANT = Path(__file__).resolve().parent / "checkpoints" / "assistant-char"
 TOKENIZERS = ("char", "bpe")
 BPE_VOCAB_SIZE = 8192  # the shipped BPE model's vocabulary: 256 bytes + 7,936 merges (chosen in chapter 09)
 
@@ -120,3 +127,14 @@ def load_pretrained(device: str | torch.device = "cpu", *, tokenizer: str = "cha
         ckpt = quick_cpu_model(folder) if tokenizer == "char" else quick_cpu_model(folder, tokenizer=tokenizer)
     model, tok, info = _load(ckpt, device)
     return Pretrained(model, tok, "quick CPU run", ckpt, info)
+
+
+def load_assistant(device: str | torch.device = "cpu") -> Pretrained:
+    """The shipped assistant of chapter 11 and its chat tokenizer (``model, tokenizer = load_assistant()``)."""
+    if not (SHIPPED_ASSISTANT / "model.safetensors").is_file():
+        raise FileNotFoundError(
+            f"the assistant's checkpoint is missing from {SHIPPED_ASSISTANT}: `make assistant` trains it "
+            "(tools/train_assistant.py; its TRAINING.md says how long it takes)."
+        )
+    model, tok, info = _load(SHIPPED_ASSISTANT, device)
+    return Pretrained(model, tok, "shipped", SHIPPED_ASSISTANT, info)
