@@ -19,7 +19,6 @@ machine. The course prints what was *verified* instead:
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any
 
@@ -77,7 +76,7 @@ def _using_fallback_corpus() -> bool:
     return data.fallback_in_use()
 
 
-def quick_pass() -> bool:
+def _quick_pass() -> bool:
     """True when the chapters run their quick pass (``COURSE_QUICK=1``): shorter runs, rougher numbers."""
     return os.environ.get("COURSE_QUICK") == "1"
 
@@ -97,7 +96,7 @@ def within(value: float, low: float, high: float, what: str, *, measured: str = 
     if _using_fallback_corpus():
         print(f"(fallback corpus: {what} = {v:.4g}; the band [{low:g}, {high:g}] was measured on Tiny Shakespeare)")
         return v
-    if quick_pass():
+    if _quick_pass():
         print(f"(quick pass: {what} = {v:.4g}; the band [{low:g}, {high:g}] was measured on the full runs)")
         return v
     if not low <= v <= high:
@@ -106,4 +105,4 @@ def within(value: float, low: float, high: float, what: str, *, measured: str = 
     return v
 
 
-__all__ = ["agree", "largest_difference", "quick_pass", "within"]
+__all__ = ["agree", "largest_difference", "within"]

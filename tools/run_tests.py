@@ -4,7 +4,8 @@
 
 1. **tests/** (the unit tests and the student edition's Run All, tests/test_run_all.py)
    in parallel pytest-xdist workers, one per core up to 4, a test per worker at a
-   time (``--dist worksteal``: an idle worker takes over tests queued for a busy one), each worker and what it starts with one thread (tests/conftest.py).
+   time (``--dist worksteal``: an idle worker takes over tests queued for a busy one),
+   each worker and what it starts with one thread (tests/conftest.py).
    None of these compares a printed number with a stored one, so sharing the CPU
    changes no result, only how long each test takes. The student edition's chapters,
    the longest items, are handed out first (tests/conftest.py orders them so).

@@ -18,8 +18,8 @@
   The test split is left for chapter 11, which scores it once.
 * **Shipped** (``course/checkpoints/assistant-char``): model.safetensors (float32), config.json,
   tokenizer.json (`course.chat_format.ChatTokenizer`), the run's metrics.jsonl, curve.json (the measurements on
-  the way), info.json and a generated TRAINING.md. ``python -m course.chat --checkpoint course/checkpoints/assistant-char``
-  talks to it.
+  the way), info.json and a generated TRAINING.md.
+  ``python -m course.chat --checkpoint course/checkpoints/assistant-char`` talks to it.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ from course.evals import accuracy  # noqa: E402
 from course.finetune import batches, finetune_config, set_dropout  # noqa: E402
 from course.model import GPT  # noqa: E402
 from course.pretrained import SHIPPED_ASSISTANT, load_pretrained  # noqa: E402
+from course.sft import IGNORE  # noqa: E402
 from course.train import Trainer  # noqa: E402
 
 ROWS_PER_BATCH = 16
@@ -84,7 +85,7 @@ def task_val_batches(tok, tasks, n: int, block: int) -> dict[str, list]:
     for name, task in tasks.items():
         examples = [task.make(10_000 + i, "validation") for i in range(n)]
         rows = chat_rows(examples, tok, block)
-        width = int((rows.y != -100).nonzero()[:, 1].max()) + 1  # trim the padding every row has
+        width = int((rows.y != IGNORE).nonzero()[:, 1].max()) + 1  # trim the padding every row has
         found[name] = batches(rows.x[:, :width], rows.y[:, :width], 64)
     return found
 
@@ -139,14 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     def measure(trainer: Trainer, val_loss: float) -> None:
         t = time.perf_counter()
         losses = {name: round(trainer.evaluate(b), 4) for name, b in per_task_val.items()}
-        scores = task_scores(trainer.model, tok, tasks, args.curve_per_task, seed=20_000)
-        trainer.model.train()
+        scores = task_scores(trainer.model, tok, tasks, args.curve_per_task, seed=20_000)  # eval_mode inside, restored
         curve.append({"step": trainer.step, "val_loss": round(val_loss, 4), "task_val_loss": losses,
                       "exact": {k: v["correct"] / v["n"] for k, v in scores.items()}})
         mean = sum(v["correct"] for v in scores.values()) / sum(v["n"] for v in scores.values())
         print(f"step {trainer.step}: val loss {val_loss:.3f}; exact match on {args.curve_per_task} x {len(tasks)} "
-              f"questions {mean:.1%} "
-              f"({time.perf_counter() - t:.0f} s)", flush=True)
+              f"questions {mean:.1%} ({time.perf_counter() - t:.0f} s)", flush=True)
 
     cpu0, wall0 = cpu_seconds(), time.perf_counter()
     trainer = Trainer(config, model=model, sampler=sampler, val_batches=val_batches)
@@ -187,9 +186,9 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_seconds": round(cpu),
         "two_core_minutes": round(cpu / 2 / 60, 1),
         "final_val_loss": round(result.final_val_loss, 4),
-        "command": "python tools/train_assistant.py" + "".join(
-            f" --{k.replace('_', '-')} {v}" for k, v in (("steps", args.steps), ("lr", args.lr), ("seed", args.seed),
-                                                         ("per_task", args.per_task), ("curve_per_task", args.curve_per_task))) + (" --init scratch" if args.init == "scratch" else ""),
+        "command": " ".join(["python tools/train_assistant.py", f"--steps {args.steps}", f"--lr {args.lr}",
+                             f"--seed {args.seed}", f"--per-task {args.per_task}",
+                             f"--curve-per-task {args.curve_per_task}"] + (["--init scratch"] if args.init == "scratch" else [])),
         "exact_match": final,
         "exact_match_overall": round(correct / total, 4),
         "ended_turn": round(ended / total, 4),
