@@ -65,6 +65,7 @@ __all__ = [
     "Arithmetic", "arithmetic_key", "CapitalsTask", "CommaListTask", "CountLetterTask", "Example", "FollowUpTask", "IDENTITY_ANSWER",
     "IDENTITY_QUESTIONS", "IdentityTask", "OneWordTask", "SPLITS", "SpeakerTask", "SpellTask", "Task",
     "corpus_words", "default_tasks", "exact_match", "mixture", "normalize", "play_lines", "speeches", "split_of",
+    "usable_tasks",
 ]
 
 SPLITS = ("train", "validation", "test")
@@ -556,6 +557,25 @@ def default_tasks(text: str | None = None) -> dict[str, Task]:
         SpeakerTask(text), OneWordTask(text), IdentityTask(),
     ]
     return {t.name: t for t in tasks}
+
+
+def usable_tasks(text: str | None = None) -> dict[str, Task]:
+    """`default_tasks` without those the corpus cannot make, each left out with a printed notice.
+
+    The line tasks (``speaker``, ``one_word``) need speeches (``NAME:`` then
+    lines), which only Tiny Shakespeare has: on the fallback corpus a chapter
+    runs with the other tasks instead of stopping.
+    """
+    usable = {}
+    for name, task in default_tasks(text).items():
+        try:
+            for split in SPLITS:
+                task.make(0, split)
+        except ValueError as err:
+            print(f"(left out: the task {name!r} cannot be made from this corpus: {err})")
+            continue
+        usable[name] = task
+    return usable
 
 
 def mixture(split: str, n: int, seed: int = 0, weights: Mapping[str, float] | None = None,

@@ -61,7 +61,8 @@ from .sft import IGNORE
 from .validate import one_of, positive_int
 
 __all__ = [
-    "ChatRows", "TOO_LONG", "attach_tokenizer", "chat_rows", "mixture_rows", "trainer_batches",
+    "AssistantRecipe", "ChatRows", "TOO_LONG", "assistant_recipe", "attach_tokenizer", "chat_rows", "mixture_rows",
+    "trainer_batches",
 ]
 
 TOO_LONG = ("drop", "error")
@@ -231,3 +232,52 @@ def attach_tokenizer(checkpoint: str | Path, tokenizer: ChatTokenizer) -> Path:
             f"{folder} is not a checkpoint folder (no {WEIGHTS}): pass the folder or the run's out_dir."
         )
     return atomic_write(folder / TOKENIZER, tokenizer.save)
+
+
+# ============================================================================ the assistant's recipe
+
+ROWS_PER_BATCH = 16
+CONVERSATIONS_PER_ROW = 4  # packed rows of 256 hold about 3.1 conversations of the mixture: 4 leaves a margin
+VAL_SEED = 0  # the validation rows are the same for every seed, so runs of different seeds are compared on one set
+VAL_CONVERSATIONS = 400
+
+
+@dataclass
+class AssistantRecipe:
+    """Everything `course.train.Trainer` needs for one instruction-tuning run of the course's assistant."""
+
+    config: Any  # a course.train_config.TrainConfig
+    sampler: ExampleSampler
+    val_batches: list[tuple[Tensor, Tensor]]
+    train: ChatRows
+    val: ChatRows
+
+
+def assistant_recipe(
+    tokenizer: ChatTokenizer, block_size: int, steps: int, out_dir: str | Path, *, lr: float = 3e-3, seed: int = 0,
+    tasks: Mapping[str, Any] | None = None,
+) -> AssistantRecipe:
+    """The recipe of chapter 11 and of tools/train_assistant.py (`make assistant`), for ``steps`` steps.
+
+    Chapter 07's fine-tuning settings (`course.finetune.finetune_config`): AdamW at
+    ``lr`` with a warmup of a tenth of the run (at most 100 steps) and cosine decay to
+    ``lr / 10``, no weight decay, clipping at 1.0, float32; batches of 16 rows of
+    ``block_size`` tokens packed with fresh conversations of the training split (4 per
+    row, as many as the run reads, none seen twice; drawn with ``seed``); an
+    evaluation on the validation rows (400 conversations, the same for every seed)
+    every tenth of the run, and a checkpoint kept at each.
+    """
+    from .finetune import finetune_config
+
+    positive_int(steps, "steps")
+    n_train = steps * ROWS_PER_BATCH * CONVERSATIONS_PER_ROW
+    train = mixture_rows("train", n_train, tokenizer, block_size, seed=seed, tasks=tasks, pack=True)
+    val = mixture_rows("validation", VAL_CONVERSATIONS, tokenizer, block_size, seed=VAL_SEED, tasks=tasks, pack=True)
+    sampler, val_batches = trainer_batches(train, val, ROWS_PER_BATCH, seed=seed)
+    interval = max(1, steps // 10)
+    config = finetune_config(
+        max_iters=steps, lr=lr, min_lr=lr / 10, lr_decay_iters=steps, warmup_iters=min(100, max(1, steps // 10)),
+        batch_size=ROWS_PER_BATCH, eval_interval=interval, eval_iters=1, log_interval=max(1, interval // 5),
+        checkpoint_interval=interval, keep_checkpoints=1, out_dir=str(out_dir), seed=seed, device="cpu",
+    )
+    return AssistantRecipe(config, sampler, val_batches, train, val)

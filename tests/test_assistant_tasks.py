@@ -339,3 +339,20 @@ def test_make_takes_a_seed_or_a_random_generator(tasks) -> None:
 def test_comma_list_needs_words() -> None:
     with pytest.raises(ValueError, match="five words"):
         CommaListTask("a b").make(0, "train")
+
+
+def test_usable_tasks_leave_out_what_the_corpus_cannot_make(text, capsys):
+    from course.assistant_tasks import usable_tasks
+
+    assert list(usable_tasks(text)) == list(default_tasks(text))  # Tiny Shakespeare makes every task
+    assert capsys.readouterr().out == ""
+    import random
+
+    rng = random.Random(0)  # prose of 3,000 made-up words, and no speeches (no "NAME:" lines)
+    prose = " ".join("".join(rng.choice("abcdefghij") for _ in range(rng.randint(3, 9))) for _ in range(3000))
+    usable = usable_tasks(prose)
+    assert set(default_tasks(prose)) - set(usable) == {"speaker", "one_word"}
+    out = capsys.readouterr().out
+    assert "'speaker' cannot be made" in out and "needs Tiny Shakespeare" in out
+    ex = usable["spell"].make(0, "test")  # the word tasks draw from the corpus given
+    assert ex.data["word"] in prose.split()

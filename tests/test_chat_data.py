@@ -222,9 +222,27 @@ def test_load_tokenizer_file_knows_the_chat_format(tmp_path):
         register_tokenizer_format("course-char-tokenizer", ChatTokenizer)
     with pytest.raises(TypeError, match="load"):
         register_tokenizer_format("x", object)
-    # a process that has not imported course.chat_format is told to
+    # a process that has not imported course.chat_format reads it all the same (the loader imports the module)
     code = ("import sys\nfrom course.tokenizers import load_tokenizer_file\n"
-            "try:\n    load_tokenizer_file(sys.argv[1])\nexcept ValueError as err:\n    print(err)")
+            "assert 'course.chat_format' not in sys.modules\n"
+            "print(type(load_tokenizer_file(sys.argv[1])).__name__)")
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "t.json")], capture_output=True, text=True,
-                         timeout=60).stdout
-    assert "import course.chat_format first" in out
+                         timeout=60)
+    assert out.stdout.strip() == "ChatTokenizer", out.stderr
+
+
+def test_the_assistant_recipe_is_the_documented_one(tmp_path):
+    from course.chat_data import CONVERSATIONS_PER_ROW, ROWS_PER_BATCH, VAL_CONVERSATIONS, assistant_recipe
+
+    a = assistant_recipe(TOK, 256, 20, tmp_path / "a", seed=3)
+    c = a.config
+    assert (c.max_iters, c.lr, c.lr_decay_iters, c.warmup_iters) == (20, 3e-3, 20, 2) and c.min_lr == pytest.approx(3e-4)
+    assert (c.batch_size, c.eval_interval, c.checkpoint_interval, c.weight_decay, c.seed) == (ROWS_PER_BATCH, 2, 2, 0.0, 3)
+    assert len(a.train.lengths) + len(a.train.dropped) == 20 * ROWS_PER_BATCH * CONVERSATIONS_PER_ROW
+    assert a.train.packed and len(a.val.lengths) + len(a.val.dropped) == VAL_CONVERSATIONS
+    b = assistant_recipe(TOK, 256, 20, tmp_path / "b", seed=4)
+    assert torch.equal(a.val.x, b.val.x)  # every seed is measured on the same validation rows
+    assert not torch.equal(a.train.x, b.train.x)  # and trains on its own conversations
+    assert assistant_recipe(TOK, 256, 2000, tmp_path / "c").config.warmup_iters == 100
+    with pytest.raises(ValueError, match="steps"):
+        assistant_recipe(TOK, 256, 0, tmp_path / "d")

@@ -75,3 +75,13 @@ def test_a_run_from_scratch_never_replaces_the_shipped_assistant(capsys):
     with pytest.raises(SystemExit):
         train_assistant.main(["--init", "scratch", "--steps", "2"])
     assert "give it its own --out folder" in capsys.readouterr().err
+
+
+def test_the_assistant_loads_in_a_fresh_process():
+    """load_assistant() works first thing in a kernel: the chat tokenizer's file format needs no import first."""
+    import subprocess
+
+    code = ("import sys\nfrom course.pretrained import load_assistant\nmodel, tok = load_assistant()\n"
+            "print(type(tok).__name__, model.config.vocab_size)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.stdout.split() == ["ChatTokenizer", "91"], out.stderr

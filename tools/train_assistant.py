@@ -41,20 +41,18 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from course.assistant_tasks import default_tasks  # noqa: E402
-from course.chat_data import attach_tokenizer, chat_rows, mixture_rows, trainer_batches  # noqa: E402
+from course.chat_data import ROWS_PER_BATCH, assistant_recipe, attach_tokenizer, chat_rows  # noqa: E402
 from course.chat_engine import reply  # noqa: E402
-from course.chat_format import ChatTokenizer, grow_model  # noqa: E402
+from course.chat_format import GROW_INITS, ChatTokenizer, grow_model  # noqa: E402
 from course.data import tinyshakespeare  # noqa: E402
 from course.device import seed_everything  # noqa: E402
 from course.evals import accuracy  # noqa: E402
-from course.finetune import batches, finetune_config, set_dropout  # noqa: E402
+from course.finetune import batches, set_dropout  # noqa: E402
 from course.model import GPT  # noqa: E402
 from course.pretrained import SHIPPED_ASSISTANT, load_pretrained  # noqa: E402
 from course.sft import IGNORE  # noqa: E402
 from course.train import Trainer  # noqa: E402
 
-ROWS_PER_BATCH = 16
-CONVERSATIONS_PER_ROW = 4  # packed rows of 256 hold about 3.1 conversations of the mixture: 4 leaves a margin
 
 
 def cpu_seconds() -> float:
@@ -64,7 +62,9 @@ def cpu_seconds() -> float:
 
 def task_scores(model, tok, tasks, per_task: int, seed: int) -> dict[str, dict]:
     """Exact match and turn endings per task on ``per_task`` validation questions (greedy, calculator on)."""
-    out = {}
+    out: dict[str, dict] = {}
+    if per_task == 0:
+        return out
     for name, task in tasks.items():
         outcomes, ended, calls = [], 0, 0
         for i in range(per_task):
@@ -97,13 +97,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init", choices=("pretrained", "scratch"), default="pretrained",
                     help="scratch: the same recipe from random weights (the comparison of chapter 11; never shipped)")
+    ap.add_argument("--grow-init", choices=GROW_INITS, default="mean",
+                    help="how the new embedding rows start (course.chat_format.grow_model; chapter 11 compares them)")
     ap.add_argument("--per-task", type=int, default=100, help="validation questions per task in the final evaluation")
     ap.add_argument("--curve-per-task", type=int, default=12, help="questions per task at every tenth of the run")
     ap.add_argument("--run-dir", type=Path, default=ROOT / "runs" / "assistant-char")
     ap.add_argument("--out", type=Path, default=SHIPPED_ASSISTANT, help="where the shipped checkpoint goes")
     args = ap.parse_args(argv)
-    if args.init == "scratch" and args.out.resolve() == SHIPPED_ASSISTANT.resolve():
-        ap.error("--init scratch trains the comparison model, not the shipped one: give it its own --out folder.")
+    if (args.init, args.grow_init) != ("pretrained", "mean") and args.out.resolve() == SHIPPED_ASSISTANT.resolve():
+        ap.error(f"--init {args.init} --grow-init {args.grow_init} trains a comparison model, not the shipped one: "
+                 "give it its own --out folder.")
+    if args.per_task < 0 or args.curve_per_task < 0 or args.steps < 1:
+        ap.error("--steps must be >= 1, --per-task and --curve-per-task >= 0 (0 skips those evaluations).")
     if tinyshakespeare().is_fallback:
         print("Tiny Shakespeare is not available: the shipped assistant must be trained on it.", file=sys.stderr)
         return 2
@@ -111,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     seed_everything(args.seed)
     pre = load_pretrained(allow_fallback=False)
     tok = ChatTokenizer.for_shipped_model()
-    model = grow_model(pre.model, tok.vocab_size)
+    model = grow_model(pre.model, tok.vocab_size, args.grow_init, seed=args.seed)
     set_dropout(model, 0.0)
     model.config = replace(model.config, dropout=0.0, attn_dropout=0.0)  # what config.json records (the Trainer saves it)
     if args.init == "scratch":  # the same architecture and vocabulary, random weights
@@ -120,19 +125,12 @@ def main(argv: list[str] | None = None) -> int:
     tasks = default_tasks()
 
     t0 = time.perf_counter()
-    n_train = args.steps * ROWS_PER_BATCH * CONVERSATIONS_PER_ROW
-    train = mixture_rows("train", n_train, tok, block, seed=args.seed, pack=True)
-    val = mixture_rows("validation", 400, tok, block, seed=args.seed, pack=True)
+    recipe = assistant_recipe(tok, block, args.steps, args.run_dir, lr=args.lr, seed=args.seed)
+    train, config = recipe.train, recipe.config
+    n_train = len(train.lengths) + len(train.dropped)
     per_task_val = task_val_batches(tok, tasks, 48, block)
-    print(f"training: {train.summary()}; validation: {len(val):,} rows; {time.perf_counter() - t0:.0f} s", flush=True)
-    sampler, val_batches = trainer_batches(train, val, ROWS_PER_BATCH, seed=args.seed)
-    interval = max(1, args.steps // 10)
-    config = finetune_config(
-        max_iters=args.steps, lr=args.lr, min_lr=args.lr / 10, lr_decay_iters=args.steps,
-        warmup_iters=min(100, max(1, args.steps // 10)), batch_size=ROWS_PER_BATCH, eval_interval=interval,
-        eval_iters=1, log_interval=max(1, interval // 5), checkpoint_interval=interval, keep_checkpoints=1,
-        out_dir=str(args.run_dir), seed=args.seed, device="cpu",
-    )
+    print(f"training: {train.summary()}; validation: {len(recipe.val):,} rows; {time.perf_counter() - t0:.0f} s",
+          flush=True)
     if args.run_dir.exists():
         shutil.rmtree(args.run_dir)
     curve: list[dict] = []
@@ -143,12 +141,12 @@ def main(argv: list[str] | None = None) -> int:
         scores = task_scores(trainer.model, tok, tasks, args.curve_per_task, seed=20_000)  # eval_mode inside, restored
         curve.append({"step": trainer.step, "val_loss": round(val_loss, 4), "task_val_loss": losses,
                       "exact": {k: v["correct"] / v["n"] for k, v in scores.items()}})
-        mean = sum(v["correct"] for v in scores.values()) / sum(v["n"] for v in scores.values())
+        mean = sum(v["correct"] for v in scores.values()) / max(1, sum(v["n"] for v in scores.values()))
         print(f"step {trainer.step}: val loss {val_loss:.3f}; exact match on {args.curve_per_task} x {len(tasks)} "
               f"questions {mean:.1%} ({time.perf_counter() - t:.0f} s)", flush=True)
 
     cpu0, wall0 = cpu_seconds(), time.perf_counter()
-    trainer = Trainer(config, model=model, sampler=sampler, val_batches=val_batches)
+    trainer = Trainer(config, model=model, sampler=recipe.sampler, val_batches=recipe.val_batches)
     measure(trainer, trainer.evaluate())
     result = trainer.train(on_eval=measure)
     cpu, wall = cpu_seconds() - cpu0, time.perf_counter() - wall0
@@ -173,11 +171,13 @@ def main(argv: list[str] | None = None) -> int:
     tokens = args.steps * ROWS_PER_BATCH * block
     info = {
         "trained_on": f"CPU, {os.cpu_count()} cores (course.train, float32)",
-        "starts_from": ("course/checkpoints/shakespeare-char, grown to the chat tokenizer's vocabulary (new rows: mean)"
+        "starts_from": ("course/checkpoints/shakespeare-char, grown to the chat tokenizer's vocabulary "
+                        f"(new rows: {args.grow_init})"
                         if args.init == "pretrained" else "random weights (--init scratch), the same architecture"),
         "steps": args.steps,
         "lr": args.lr,
         "seed": args.seed,
+        "grow_init": args.grow_init,
         "train_conversations": n_train,
         "train_rows": len(train),
         "row_tokens": tokens,
@@ -188,10 +188,11 @@ def main(argv: list[str] | None = None) -> int:
         "final_val_loss": round(result.final_val_loss, 4),
         "command": " ".join(["python tools/train_assistant.py", f"--steps {args.steps}", f"--lr {args.lr}",
                              f"--seed {args.seed}", f"--per-task {args.per_task}",
-                             f"--curve-per-task {args.curve_per_task}"] + (["--init scratch"] if args.init == "scratch" else [])),
+                             f"--curve-per-task {args.curve_per_task}"] + (["--init scratch"] if args.init == "scratch" else [])
+                            + ([f"--grow-init {args.grow_init}"] if args.grow_init != "mean" else [])),
         "exact_match": final,
-        "exact_match_overall": round(correct / total, 4),
-        "ended_turn": round(ended / total, 4),
+        "exact_match_overall": round(correct / total, 4) if total else None,
+        "ended_turn": round(ended / total, 4) if total else None,
         "eval_definition": f"{args.per_task} validation questions per task (course.assistant_tasks, seeds 0-"
                            f"{args.per_task - 1}), greedy decoding, calculator on, at most 160 new tokens, "
                            "exact match after course.assistant_tasks.normalize; low/high: 95% Wilson interval",
@@ -210,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
         start = (f"the pretrained character model of chapter 05 (`course/checkpoints/shakespeare-char`: {c.n_layer} "
                  f"layers,\n  {c.n_head} heads, {c.n_embd} wide, a context of {c.block_size}), its vocabulary grown from "
                  f"65 to {c.vocab_size} ids by\n  the chat tokenizer (`course.chat_format`: 20 characters the tasks need "
-                 "and 6 special tokens; every old row kept,\n  the new rows the mean of the old ones), instruction-tuned")
+                 "and 6 special tokens; every old row kept,\n  "
+                 + ("the new rows the mean of the old ones" if args.grow_init == "mean" else f"the new rows {args.grow_init}")
+                 + "), instruction-tuned")
     (out / "TRAINING.md").write_text(f"""# The course's assistant (character level)
 
 Generated by `tools/train_assistant.py` (`make assistant`), which trained it; every number below is from
@@ -229,7 +232,7 @@ Generated by `tools/train_assistant.py` (`make assistant`), which trained it; ev
   {wall / 60:.0f} minutes of wall time.
 - **Result:** validation loss {result.final_val_loss:.3f} nats per trained token (the mixture's validation rows).
   Exact match on {args.per_task} validation questions per task, greedy, calculator on: {correct}/{total}
-  ({correct / total:.1%}) overall; {ended}/{total} replies ended their turn.
+  ({correct / max(total, 1):.1%}) overall; {ended}/{total} replies ended their turn.
 
 | task | exact match | 95% interval | ended its turn | replies with a calculator call |
 |---|---|---|---|---|

@@ -9,10 +9,11 @@
   (the one rule every loader of the course uses). Kinds defined in later
   modules register their format with `register_tokenizer_format`: chapter 11's
   `course.chat_format.ChatTokenizer` (``"course-chat-tokenizer"``) does, when
-  ``course.chat_format`` is imported (this package never imports it: it builds
-  on this one).
+  ``course.chat_format`` is imported. This package never imports it at import
+  time (it builds on this one); reading a file of that format imports it then.
 """
 
+import importlib
 import json
 from pathlib import Path
 
@@ -48,10 +49,9 @@ def load_tokenizer_file(path: str | Path):  # -> CharTokenizer | BPETokenizer | 
     except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as err:
         raise TokenizerFileError(f"{path} is not a tokenizer file written by the course ({type(err).__name__}: {err}).") from None
     kinds = {_CHAR_FORMAT: CharTokenizer, _BPE_FORMAT: BPETokenizer, **_REGISTERED}
-    if fmt in _REGISTERED_BY and fmt not in kinds:
-        module = _REGISTERED_BY[fmt]
-        raise TokenizerFileError(f"{path} has format {fmt!r}, which {module} reads: import {module} first "
-                                 "(it registers the format).")
+    if fmt in _REGISTERED_BY and fmt not in kinds:  # a later module's format: import it now (it registers itself)
+        importlib.import_module(_REGISTERED_BY[fmt])
+        kinds.update(_REGISTERED)
     if fmt not in kinds:
         raise TokenizerFileError(
             f"{path} has format {fmt!r}; the course's tokenizer files have {sorted({*kinds, *_REGISTERED_BY})}."
