@@ -90,6 +90,14 @@ def lab(tmp_path_factory):
         yield url, work
 
 
+def run_all_cells(page) -> None:
+    """Run > Run All Cells from the menu, as a learner does, with the open notebook in command mode."""
+    page.locator(".jp-Notebook").click()
+    page.keyboard.press("Escape")
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+
+
 def _notebook_tab(page):
     return page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text=CHAPTER[:12])
 
@@ -121,10 +129,7 @@ def test_a_student_opens_the_chapter_runs_it_and_moves_a_slider(lab, page, shots
     assert "jp-mod-dirty" not in (tab.get_attribute("class") or ""), "the chapter is marked modified just by opening it"
 
     # 3. Run All; the explorer appears live (a slider with its editable box)
-    page.locator(".jp-Notebook").click()
-    page.keyboard.press("Escape")
-    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
-    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+    run_all_cells(page)
     readout = page.locator(".widget-slider .widget-readout").first
     readout.wait_for(timeout=180_000)
     explorer = page.locator(".jp-OutputArea-output", has=page.locator(".widget-slider")).first
