@@ -9,7 +9,6 @@ import warnings
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from chat_helpers import TOK, tiny_model
 from course.assistant_tasks import mixture
