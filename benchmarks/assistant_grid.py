@@ -112,22 +112,6 @@ def digit_scores(model, tok, digits: list[int], n: int) -> dict[str, dict[str, d
     return out
 
 
-def test_scores(model, tok, per_task: int) -> dict[str, dict]:
-    """Exact match per task on ``per_task`` test questions (greedy, calculator on): the one look at the test split."""
-    out = {}
-    for name, task in default_tasks().items():
-        outcomes, ended = [], 0
-        for i in range(per_task):
-            ex = task.make(i, "test")
-            r = reply(model, tok, ex.prompt, max_new_tokens=160)
-            outcomes.append(task.score(r.text, ex))
-            ended += r.reason == "end"
-        acc = accuracy(outcomes)
-        out[name] = {"correct": acc.correct, "n": acc.total, "low": round(acc.low, 4), "high": round(acc.high, 4),
-                     "ended": ended}
-    return out
-
-
 def train(name: str, cfg: dict, argv: list[str]) -> Path:
     """One run of tools/train_assistant.py into runs/assistant-grid/<name>/out (its run folder beside it)."""
     base = Path(cfg["run_dir"]) / name
@@ -241,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
             init, seed = key.split("/")
             folder = Path(cfg["run_dir"]) / f"{init}-{seed}" / "out"
         model, mtok = load_assistant_from(folder)
-        test[key] = test_scores(model, mtok, cfg["test_per_task"])
+        test[key] = train_assistant.task_scores(model, mtok, default_tasks(), cfg["test_per_task"], seed=0,
+                                                split="test")
         timed(f"test/{key}", t)
     results["total_seconds_this_call"] = round(time.perf_counter() - t_all, 1)
     save(results, path)

@@ -60,15 +60,15 @@ def cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def task_scores(model, tok, tasks, per_task: int, seed: int) -> dict[str, dict]:
-    """Exact match and turn endings per task on ``per_task`` validation questions (greedy, calculator on)."""
+def task_scores(model, tok, tasks, per_task: int, seed: int, split: str = "validation") -> dict[str, dict]:
+    """Exact match and turn endings per task on ``per_task`` questions of ``split`` (greedy, calculator on)."""
     out: dict[str, dict] = {}
     if per_task == 0:
         return out
     for name, task in tasks.items():
         outcomes, ended, calls = [], 0, 0
         for i in range(per_task):
-            ex = task.make(seed + i, "validation")
+            ex = task.make(seed + i, split)
             r = reply(model, tok, ex.prompt, max_new_tokens=160)
             outcomes.append(task.score(r.text, ex))
             ended += r.reason == "end"
