@@ -5,7 +5,7 @@
 
 Every run is `tools/train_assistant.py` (the shipped assistant's recipe: chapter 07's fine-tuning settings on
 the task mixture of `course.assistant_tasks`, loss on the assistant's tokens only), with its own seed and output
-folder under ``runs/assistant-grid/``. Five parts:
+folder under ``runs/assistant-grid/``. Six parts:
 
 * ``base``: the pretrained character model, grown to the chat vocabulary (new rows: the mean) and **not** trained
   on conversations, prompted in the chat format: exact match per task on 30 validation questions per task (fewer
@@ -22,6 +22,9 @@ folder under ``runs/assistant-grid/``. Five parts:
   -, 1-2 for * answered by heart and 2-4 for * answered with the calculator, worded alike): ``add``, ``subtract``,
   and multiplication with the calculator **on** (the engine runs the call) and **off** (the engine never lets the
   model open a call: it must answer by itself). For every model of ``main`` and the shipped assistant.
+* ``long``: the shipped assistant's own recipe (3,000 steps, the length at which it learned to use the calculator)
+  with seeds 1 and 2 (seed 0 is the shipped assistant): exact match per task, the curve, and ``digits``, so the
+  calculator's effect is measured over three seeds. Its plan is ``LONG``, kept apart from ``FULL``.
 * ``test``: the test split, scored once, at the end, for every model of ``main`` and the shipped assistant.
 
 Results go to ``benchmarks/results/assistant.json`` after every part of every run, so an interrupted grid continues
@@ -68,7 +71,13 @@ FULL = {
     "digit_questions": 30,
     "base_digit_questions": 10,
     "test_per_task": 100,
-    "run_dir": str(ROOT / "runs" / "assistant-grid"),
+    "run_dir": "runs/assistant-grid",  # relative to the repository: the results file must not name a machine's path
+}
+LONG = {  # the shipped assistant's recipe (3,000 steps) with two more seeds: seed 0 *is* the shipped assistant
+    "seeds": [1, 2],
+    "steps": 3000,
+    "per_task": 100,
+    "curve_per_task": 12,
 }
 QUICK = {**FULL, "seeds": [0], "main_steps": 4, "main_per_task": 2, "base_per_task": 1, "curve_per_task": 0,
          "grow_steps": 2, "digits": [1, 2], "digit_questions": 2, "base_digit_questions": 1, "test_per_task": 2, "run_dir": "/tmp/assistant-grid-quick"}
@@ -114,7 +123,7 @@ def digit_scores(model, tok, digits: list[int], n: int) -> dict[str, dict[str, d
 
 def train(name: str, cfg: dict, argv: list[str]) -> Path:
     """One run of tools/train_assistant.py into runs/assistant-grid/<name>/out (its run folder beside it)."""
-    base = Path(cfg["run_dir"]) / name
+    base = ROOT / cfg["run_dir"] / name
     out = base / "out"
     if out.exists():
         shutil.rmtree(out)
@@ -214,6 +223,31 @@ def main(argv: list[str] | None = None) -> int:
         results["shipped_digits"] = digit_scores(model, mtok, cfg["digits"], cfg["digit_questions"])
         timed("shipped_digits", t)
 
+    if not args.quick:  # the shipped recipe's length, two more seeds (about 34 minutes each); --quick skips it
+        long = results.setdefault("long", {"config": LONG, "runs": {}})
+        if long["config"] != LONG:
+            print(f"{path}'s long runs were made with another plan. Use --fresh.", file=sys.stderr)
+            return 2
+        for seed in LONG["seeds"]:
+            key = str(seed)
+            if key in long["runs"]:
+                continue
+            t = time.perf_counter()
+            out = train(f"long-{seed}", cfg, ["--steps", str(LONG["steps"]), "--seed", str(seed),
+                                              "--per-task", str(LONG["per_task"]),
+                                              "--curve-per-task", str(LONG["curve_per_task"])])
+            info = json.loads((out / "info.json").read_text())
+            curve = json.loads((out / "curve.json").read_text())
+            model, mtok = load_assistant_from(out)
+            long["runs"][key] = {
+                "validation": info["exact_match"],
+                "final_val_loss": info["final_val_loss"],
+                "cpu_seconds": info["cpu_seconds"],
+                "curve": curve,
+                "digits": digit_scores(model, mtok, cfg["digits"], cfg["digit_questions"]),
+            }
+            timed(f"long/{key}", t)
+
     test = results.setdefault("test", {})  # the test split: once, at the very end
     for key in [*main_runs, "shipped"]:
         if key in test:
@@ -223,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
             folder = SHIPPED_ASSISTANT
         else:
             init, seed = key.split("/")
-            folder = Path(cfg["run_dir"]) / f"{init}-{seed}" / "out"
+            folder = ROOT / cfg["run_dir"] / f"{init}-{seed}" / "out"
         model, mtok = load_assistant_from(folder)
         test[key] = train_assistant.task_scores(model, mtok, default_tasks(), cfg["test_per_task"], seed=0,
                                                 split="test")
