@@ -45,13 +45,14 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Mapping
+from typing import Callable, Mapping
 
 import torch
 from torch import Tensor, nn
 
 from .assistant_tasks import Task
 from .chat_format import ChatTokenizer
+from .rewards import gold_reward
 from .rollouts import reply_logprobs, sample_group
 
 __all__ = ["RLConfig", "RLHistory", "grpo_loss", "group_advantages", "reinforce_loss", "train_rl"]
@@ -114,7 +115,9 @@ def grpo_loss(
 
 @dataclass(frozen=True)
 class RLConfig:
-    """One RL run's settings. ``method`` is ``"grpo"`` or ``"reinforce"``."""
+    """One RL run's settings. ``method`` is ``"grpo"`` or ``"reinforce"``; ``reward`` is ``"verifier"`` (1 if the
+    task's verifier accepts the reply, else 0) or ``"gold"`` (`course.rewards.gold_reward`: partial credit for near
+    misses, so fewer groups are all equal)."""
 
     method: str = "grpo"
     steps: int = 100
@@ -125,10 +128,14 @@ class RLConfig:
     kl_coef: float = 0.0
     updates_per_batch: int = 2
     max_new_tokens: int = 16
+    reward: str = "verifier"
 
     def __post_init__(self) -> None:
         if self.method not in ("grpo", "reinforce"):
             raise ValueError(f"method must be 'grpo' or 'reinforce', got {self.method!r}.")
+        if self.reward not in ("verifier", "gold"):
+            raise ValueError(f"reward must be 'verifier' (1 if right, else 0) or 'gold' (course.rewards.gold_reward), "
+                             f"got {self.reward!r}.")
         for name in ("steps", "prompts_per_step", "updates_per_batch", "max_new_tokens"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -156,8 +163,13 @@ def train_rl(
     config: RLConfig,
     *,
     seed: int = 0,
+    on_step: Callable[[int, nn.Module], None] | None = None,
 ) -> RLHistory:
-    """Train ``policy`` in place with verifiable rewards on the training split of ``tasks``."""
+    """Train ``policy`` in place with verifiable rewards on the training split of ``tasks``.
+
+    ``on_step(step, policy)``, if given, is called after every step (to evaluate along the way); the time it
+    takes is not counted in ``history.seconds``.
+    """
     torch.manual_seed(seed)
     prompt_rng = random.Random(seed)
     device = next(policy.parameters()).device
@@ -165,7 +177,7 @@ def train_rl(
     names = list(tasks)
     opt = torch.optim.AdamW(policy.parameters(), lr=config.lr, betas=(0.9, 0.99), weight_decay=0.0)
     reference.eval()
-    history, start = RLHistory(asdict(config)), time.perf_counter()
+    history, start, outside = RLHistory(asdict(config)), time.perf_counter(), 0.0
     for step in range(1, config.steps + 1):
         policy.eval()
         groups, rewards, entropies = [], [], []
@@ -175,7 +187,10 @@ def train_rl(
             group = sample_group(policy, tokenizer, ex.prompt, config.group_size, generator=generator,
                                  max_new_tokens=config.max_new_tokens)
             groups.extend(group)
-            rewards.append([float(task.score(r.text, ex)) for r in group])
+            if config.reward == "gold":
+                rewards.append([gold_reward(task, ex, r.text) for r in group])
+            else:
+                rewards.append([float(task.score(r.text, ex)) for r in group])
             entropies.extend(r.entropy for r in group)
         reward = torch.tensor(rewards, device=device)
         advantages = group_advantages(reward, scale=config.method == "grpo").flatten()
@@ -209,6 +224,11 @@ def train_rl(
             "clip_fraction": stats.get("clip_fraction", 0.0),
             "loss": loss.item(),
         })
+        if on_step is not None:
+            t = time.perf_counter()
+            policy.eval()
+            on_step(step, policy)
+            outside += time.perf_counter() - t
     policy.eval()
-    history.seconds = time.perf_counter() - start
+    history.seconds = time.perf_counter() - start - outside
     return history

@@ -11,6 +11,7 @@ from collections import Counter, defaultdict
 from fractions import Fraction
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -30,6 +31,8 @@ from course.rewards import (
     calibration_bins,
     gold_reward,
     orient_pairs,
+    reward_margins,
+    train_reward_model,
 )
 from course.rollouts import reply_logprobs, reply_mask, sample_group
 
@@ -203,6 +206,28 @@ def test_calibration_bins_find_a_calibrated_model_calibrated():
     assert sum(b["n"] for b in calibration_bins(margins, a_won)) == 20000
     m, won = orient_pairs(torch.tensor([3.0, 1.0]), torch.tensor([1.0, 3.0]), seed=1)
     assert torch.equal(m.abs(), torch.tensor([2.0, 2.0])) and ((m > 0) == torch.tensor([True, False]).eq(won)).all()
+
+
+def _margin_parts(rm, pairs):
+    with torch.no_grad():
+        prompts = [p.prompt_ids for p in pairs]
+        return (rm.score(prompts, [p.chosen for p in pairs], TOK.end_id),
+                rm.score(prompts, [p.rejected for p in pairs], TOK.end_id))
+
+
+def test_a_reward_model_learns_a_preference_it_can_see():
+    pairs = _toy_pairs(96, seed=1)
+    held_out = _toy_pairs(32, seed=2)
+    rm = RewardModel(tiny_model(seed=7))
+    start_loss = float(bradley_terry_loss(*_margin_parts(rm, pairs)))
+    log = train_reward_model(rm, pairs, TOK.end_id, steps=30, lr=3e-3, batch_size=16, log_every=10, val_pairs=held_out)
+    assert [r["step"] for r in log["rows"]] == [10, 20, 30]
+    assert log["rows"][-1]["val_accuracy"] >= 0.9
+    assert float(bradley_terry_loss(*_margin_parts(rm, pairs))) < min(start_loss, math.log(2)) / 2
+    assert torch.equal(reward_margins(rm, held_out, TOK.end_id) > 0,
+                       _margin_parts(rm, held_out)[0] > _margin_parts(rm, held_out)[1])
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        train_reward_model(rm, pairs[:3], TOK.end_id, steps=1, batch_size=16)
 
 
 # ------------------------------------------------------------------ pairs and best-of-N
@@ -451,3 +476,27 @@ def test_policy_evaluation_is_reproducible_and_its_measures_are_consistent(assis
         assert 0 <= m["gold"] <= 1 and m["ended"] == 1.0
     with pytest.raises(ValueError):
         evaluate_policy(model, tok, tasks, "validation", 1, samples=0)
+
+
+# ------------------------------------------------------------------ figures
+
+
+def test_the_figures_draw_what_they_are_given():
+    import matplotlib.pyplot as plt
+
+    from course.plots.preferences import plot_best_of_n, plot_beta_sweep, plot_calibration, plot_rl_curves
+
+    bins = {"0": [{"predicted": 0.2, "observed": 0.25, "n": 10}, {"predicted": 0.8, "observed": 0.7, "n": 30}]}
+    fig = plot_calibration(bins)
+    assert list(fig.axes[0].lines[-1].get_xdata()) == [0.2, 0.8]
+    ns = [1, 2, 4]
+    fig = plot_best_of_n(ns, gold=[[0.4, 0.5, 0.55], [0.42, 0.48, 0.5]], proxy=[[0, 1, 2], [0, 1.5, 2.5]],
+                         oracle=[0.4, 0.6, 0.7], kl=[best_of_n_kl(n) for n in ns])
+    assert np.allclose(fig.axes[0].lines[1].get_ydata(), [0.41, 0.49, 0.525])  # the mean over seeds
+    with pytest.raises(ValueError):
+        plot_best_of_n(ns, gold=[[0.4]], proxy=[[0, 1, 2]], oracle=[0.4, 0.6, 0.7], kl=[0, 0.3, 0.6])
+    fig = plot_beta_sweep([0.1, 1.0], {"gold": [[0.4, 0.5], [0.6, 0.7]]}, references={"gold": 0.45})
+    assert np.allclose(fig.axes[0].lines[0].get_ydata(), [0.45, 0.65])
+    fig = plot_rl_curves({"grpo": {"pass@1": [[0.1, 0.2], [0.1, 0.3]]}}, steps=[0, 50])
+    assert np.allclose(fig.axes[0].lines[0].get_ydata(), [0.1, 0.25])
+    plt.close("all")
