@@ -8,7 +8,7 @@
 #   make bench    the performance benchmarks (results in benchmarks/results/)
 #   make scaling-grid   chapter 09's grid of training runs (about 40 minutes; benchmarks/results/scaling.json)
 #   make assistant      retrain the shipped assistant of chapter 11 (course/checkpoints/assistant-char; TRAINING.md says how long)
-#   make assistant-grid chapter 11's grid of instruction-tuning runs (about 80 minutes; benchmarks/results/assistant.json)
+#   make assistant-grid chapter 11's grid of instruction-tuning runs (about 3 hours; benchmarks/results/assistant.json)
 #   make preference-grid chapter 12's grid: reward models, best-of-N, DPO, REINFORCE and GRPO (benchmarks/results/preferences.json)
 #   make grade SUBMISSIONS=folder   grade students' notebooks (RUNS THEIR CODE: docs/GRADING.md)
 #   make grade-sandboxed SUBMISSIONS=folder   the same inside a bubblewrap sandbox (Linux, bwrap installed)

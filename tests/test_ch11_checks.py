@@ -233,7 +233,7 @@ def test_the_grid_results_hold_the_whole_plan():
     import sys
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from assistant_grid import DIGIT_CELLS, FULL
+    from assistant_grid import DIGIT_CELLS, FULL, LONG
 
     results = json.loads((ROOT / "benchmarks" / "results" / "assistant.json").read_text())
     assert results["config"] == FULL
@@ -249,3 +249,13 @@ def test_the_grid_results_hold_the_whole_plan():
     assert all(v["n"] == FULL["base_per_task"] for v in results["base"]["validation"].values())
     assert set(results["test"]) == set(results["main"]) | {"shipped"}
     assert all(v["n"] == FULL["test_per_task"] for run in results["test"].values() for v in run.values())
+    # the shipped recipe's two more seeds (seed 0 is the shipped assistant)
+    assert results["long"]["config"] == LONG and 0 not in LONG["seeds"]
+    assert set(results["long"]["runs"]) == {str(s) for s in LONG["seeds"]}
+    for run in results["long"]["runs"].values():
+        assert len(run["validation"]) == 12 and all(v["n"] == LONG["per_task"] for v in run["validation"].values())
+        assert [c["step"] for c in run["curve"]] == list(range(0, LONG["steps"] + 1, LONG["steps"] // 10))
+        assert set(run["digits"]) == set(DIGIT_CELLS)
+        assert all(v["n"] == FULL["digit_questions"] for by in run["digits"].values() for v in by.values())
+    shipped = json.loads((ROOT / "course" / "checkpoints" / "assistant-char" / "info.json").read_text())
+    assert shipped["steps"] == LONG["steps"] and shipped["seed"] == 0
