@@ -71,6 +71,8 @@ from course.rollouts import reply_logprobs, sample_group  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results" / "preferences.json"
 FULL = {
     "seeds": [0, 1, 2],
+    "pref_tasks": list(PREFERENCE_TASKS),  # pairs, reward models, best-of-N, DPO
+    "rl_tasks": list(PREFERENCE_TASKS),  # RL with the verifier's reward
     "eval_prompts": 100,  # per task, validation and test
     "eval_samples": 8,
     "pair_k": 8,
@@ -93,6 +95,17 @@ FULL = {
     "rl_eval_prompts": 40,
     "run_dir": "runs/preference-grid",
 }
+_ALL = ("seeds", "run_dir", "eval_prompts", "eval_samples")
+_PAIRS = ("pref_tasks", "pair_k", "noise", "train_pair_prompts", "val_pair_prompts")
+PART_KEYS = {  # the settings each part's results depend on: changing one drops those parts only
+    "sft": (*_ALL, "pref_tasks", "rl_tasks"),
+    "pairs": (*_ALL, *_PAIRS),
+    "rm": (*_ALL, *_PAIRS, "rm_steps", "rm_lr"),
+    "bon": (*_ALL, *_PAIRS, "rm_steps", "rm_lr", "bon_k", "bon_prompts", "bon_n"),
+    "dpo": (*_ALL, *_PAIRS, "dpo_betas", "dpo_steps", "dpo_lr"),
+    "rl": (*_ALL, "rl_tasks", "rl_variants", "rl_steps", "rl_lr", "rl_eval_every", "rl_eval_prompts"),
+}
+PARTS = ("sft", "rm", "bon", "dpo", "rl", "test")
 QUICK = {**FULL, "seeds": [0], "eval_prompts": 2, "eval_samples": 4, "pair_k": 4, "train_pair_prompts": 12,
          "val_pair_prompts": 4, "rm_steps": 2, "bon_k": 8, "bon_prompts": 2, "bon_n": [1, 2, 8], "dpo_betas": [0.1],
          "dpo_steps": 2, "rl_steps": 2, "rl_eval_every": 1, "rl_eval_prompts": 1, "run_dir": "/tmp/preference-grid-quick"}
@@ -119,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="a tiny grid into /tmp: checks the script, nothing else")
     ap.add_argument("--fresh", action="store_true", help="start over instead of continuing the results file")
     ap.add_argument("--out", type=Path, default=None, help="results file (default benchmarks/results/preferences.json)")
+    ap.add_argument("--parts", default=None, help=f"only these parts, comma-separated ({', '.join(PARTS)}); default all")
     args = ap.parse_args(argv)
     cfg = QUICK if args.quick else FULL
     path = args.out or (Path("/tmp/preference-grid-quick.json") if args.quick else RESULTS)
@@ -126,9 +140,26 @@ def main(argv: list[str] | None = None) -> int:
         print("Tiny Shakespeare is not available: the grid must run on it.", file=sys.stderr)
         return 2
     results = {} if args.fresh or not path.exists() else json.loads(path.read_text())
-    if results.get("config") not in (None, cfg):
-        print(f"{path} was made with another plan: continuing would mix two grids. Use --fresh.", file=sys.stderr)
+    parts = PARTS if args.parts is None else tuple(p.strip() for p in args.parts.split(","))
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        print(f"unknown parts {sorted(unknown)}: choose from {', '.join(PARTS)}.", file=sys.stderr)
         return 2
+    stored = results.get("config")
+    if stored is not None:
+        for key in ("pref_tasks", "rl_tasks"):  # files made before the task sets were settings: arithmetic
+            stored.setdefault(key, list(PREFERENCE_TASKS))
+        if "validation" in results.get("sft", {}):  # the same files kept one SFT evaluation for both
+            results["sft"] = {"pref": dict(results["sft"]), "rl": dict(results["sft"])}
+        changed = {k for k in set(stored) | set(cfg) if stored.get(k) != cfg.get(k)}
+        for part, keys in PART_KEYS.items():
+            if changed & set(keys) and part in results:
+                print(f"settings {sorted(changed & set(keys))} changed: the {part} part starts over")
+                del results[part]
+                results["seconds"] = {k: v for k, v in results.get("seconds", {}).items()
+                                      if k.split("/")[0] != part}
+        if changed and "test" in results:
+            del results["test"]
     results["config"] = cfg
     results["gold_rule"] = GOLD_RULE
     results.setdefault("seconds", {})
@@ -144,138 +175,141 @@ def main(argv: list[str] | None = None) -> int:
 
     sft, tok = load_assistant()
     everything = default_tasks()
-    tasks = {name: everything[name] for name in PREFERENCE_TASKS}
+    tasks = {name: everything[name] for name in cfg["pref_tasks"]}
+    rl_tasks = {name: everything[name] for name in cfg["rl_tasks"]}
 
-    def evaluate(model, split: str, prompts: int | None = None) -> dict:
-        return brief(evaluate_policy(model, tok, tasks, split, prompts or cfg["eval_prompts"],
+    def evaluate(model, split: str, prompts: int | None = None, on: dict | None = None) -> dict:
+        return brief(evaluate_policy(model, tok, tasks if on is None else on, split, prompts or cfg["eval_prompts"],
                                      samples=cfg["eval_samples"], reference=sft, seed=0))
 
-    if "sft" not in results:
+    if "sft" in parts and "sft" not in results:
         t = time.perf_counter()
-        results["sft"] = {"validation": evaluate(sft, "validation")}
+        results["sft"] = {"pref": {"validation": evaluate(sft, "validation")},
+                          "rl": {"validation": evaluate(sft, "validation", on=rl_tasks)}}
         timed("sft", t)
-
     # ------------------------------------------------------------------ pairs (re-made every call: deterministic)
-    t = time.perf_counter()
-    train_pairs = sample_pairs(sft, tok, tasks, "train", cfg["train_pair_prompts"], k=cfg["pair_k"],
-                               noise=cfg["noise"], seed=0)
-    val_pairs = sample_pairs(sft, tok, tasks, "validation", cfg["val_pair_prompts"], k=cfg["pair_k"],
-                             noise=cfg["noise"], seed=1)
-    summary = {}
-    for name, ps in (("train", train_pairs), ("validation", val_pairs)):
-        summary[name] = {
-            "prompts": ps.prompts, "ties": ps.ties, "pairs": len(ps.pairs), "flipped": sum(p.flipped for p in ps.pairs),
-            "chosen_right": sum(max(p.gold_chosen, p.gold_rejected) == 1.0 for p in ps.pairs),
-            "examples": [{"task": p.task, "chosen": p.chosen_text, "rejected": p.rejected_text,
-                          "gold": [round(p.gold_chosen, 4), round(p.gold_rejected, 4)], "flipped": p.flipped}
-                         for p in ps.pairs[:12]],
-        }
-    if "pairs" in results and results["pairs"]["train"]["pairs"] != summary["train"]["pairs"]:
-        print("the re-made pairs differ from the stored ones (another machine's sampling?): use --fresh.",
-              file=sys.stderr)
-        return 2
-    results["pairs"] = summary
-    timed("pairs", t)
-    clean_val = torch.tensor([not p.flipped for p in val_pairs.pairs])
-
-    # ------------------------------------------------------------------ reward models
-    rm_part = results.setdefault("rm", {})
-    rms: dict[int, RewardModel] = {}
-    for seed in seeds:
-        key, file = str(seed), run_dir / f"rm-{seed}.pt"
-        rm = RewardModel(sft)
-        if key in rm_part and file.exists():
-            rm.load_state_dict(torch.load(file))
-            rms[seed] = rm.eval()
-            continue
+    need_pairs = bool(set(parts) & {"rm", "bon", "dpo", "test"})
+    if need_pairs:
         t = time.perf_counter()
-        seed_everything(seed)
-        rm = RewardModel(sft)
-        log = train_reward_model(rm, train_pairs.pairs, tok.end_id, steps=cfg["rm_steps"], lr=cfg["rm_lr"], seed=seed,
-                                 log_every=max(cfg["rm_steps"] // 8, 1), val_pairs=val_pairs.pairs)
-        margins = reward_margins(rm, val_pairs.pairs, tok.end_id)
-        oriented, a_won = orient_pairs(margins, torch.zeros_like(margins), seed=seed)
-        rm_part[key] = {
-            "curve": log["rows"], "train_seconds": round(log["seconds"], 1),
-            "val_accuracy_labels": float((margins > 0).float().mean()),
-            "val_accuracy_clean": float(((margins > 0) == clean_val).float().mean()),
-            "calibration": calibration_bins(oriented, a_won),
-        }
-        torch.save(rm.state_dict(), file)
-        rms[seed] = rm
-        timed(f"rm/{key}", t)
+        train_pairs = sample_pairs(sft, tok, tasks, "train", cfg["train_pair_prompts"], k=cfg["pair_k"],
+                                   noise=cfg["noise"], seed=0)
+        val_pairs = sample_pairs(sft, tok, tasks, "validation", cfg["val_pair_prompts"], k=cfg["pair_k"],
+                                 noise=cfg["noise"], seed=1)
+        summary = {}
+        for name, ps in (("train", train_pairs), ("validation", val_pairs)):
+            summary[name] = {
+                "prompts": ps.prompts, "ties": ps.ties, "pairs": len(ps.pairs), "flipped": sum(p.flipped for p in ps.pairs),
+                "chosen_right": sum(max(p.gold_chosen, p.gold_rejected) == 1.0 for p in ps.pairs),
+                "examples": [{"task": p.task, "chosen": p.chosen_text, "rejected": p.rejected_text,
+                              "gold": [round(p.gold_chosen, 4), round(p.gold_rejected, 4)], "flipped": p.flipped}
+                             for p in ps.pairs[:12]],
+            }
+        if "pairs" in results and results["pairs"]["train"]["pairs"] != summary["train"]["pairs"]:
+            print("the re-made pairs differ from the stored ones (another machine's sampling?): use --fresh.",
+                  file=sys.stderr)
+            return 2
+        results["pairs"] = summary
+        timed("pairs", t)
+        clean_val = torch.tensor([not p.flipped for p in val_pairs.pairs])
 
-    # ------------------------------------------------------------------ best-of-N
-    def bon_table(split: str, prompts: int, ns: list[int]) -> dict:
-        gen = torch.Generator().manual_seed(0)
-        per_n = {str(n): {"gold": {}, "proxy": {}, "exact": {}} for n in ns}
-        oracle = {str(n): 0.0 for n in ns}
-        count = 0
-        scored = {seed: [] for seed in seeds}
-        golds_all = []
-        for name, task in tasks.items():
-            for i in range(prompts):
-                ex = task.make(i, split)
-                group = sample_group(sft, tok, ex.prompt, cfg["bon_k"], generator=gen)
-                golds = [gold_reward(task, ex, r.text) for r in group]
-                golds_all.append(golds)
-                with torch.no_grad():
-                    for seed, rm in rms.items():
-                        scored[seed].append(rm.score([r.prompt_ids for r in group], [r.reply_ids for r in group],
-                                                     tok.end_id).tolist())
-                count += 1
-        for n in ns:
-            oracle[str(n)] = sum(best_of_n_value(g, g, n) for g in golds_all) / count
-            for seed in seeds:
-                s = str(seed)
-                pairs = list(zip(scored[seed], golds_all))
-                per_n[str(n)]["gold"][s] = sum(best_of_n_value(sc, g, n) for sc, g in pairs) / count
-                per_n[str(n)]["proxy"][s] = sum(best_of_n_value(sc, sc, n) for sc, _ in pairs) / count
-                per_n[str(n)]["exact"][s] = sum(best_of_n_value(sc, [float(x == 1.0) for x in g], n)
-                                                for sc, g in pairs) / count
-        return {"prompts": count, "k": cfg["bon_k"], "by_n": per_n, "gold_oracle": oracle,
-                "kl_bound": {str(n): best_of_n_kl(n) for n in ns}}
-
-    if "bon" not in results:
-        t = time.perf_counter()
-        results["bon"] = {"validation": bon_table("validation", cfg["bon_prompts"], cfg["bon_n"])}
-        timed("bon", t)
-
-    # ------------------------------------------------------------------ DPO
-    dpo_part = results.setdefault("dpo", {})
-    ref_c = ref_r = val_ref_c = val_ref_r = None
-    for beta in cfg["dpo_betas"]:
-        for seed in seeds:
-            key = f"{beta}/{seed}"
-            if key in dpo_part and (run_dir / f"dpo-{beta}-{seed}.pt").exists():
+        # ------------------------------------------------------------------ reward models
+        rm_part = results.setdefault("rm", {}) if set(parts) & {"rm", "bon", "test"} else {}
+        rms: dict[int, RewardModel] = {}
+        for seed in seeds if set(parts) & {"rm", "bon", "test"} else []:
+            key, file = str(seed), run_dir / f"rm-{seed}.pt"
+            rm = RewardModel(sft)
+            if key in rm_part and file.exists():
+                rm.load_state_dict(torch.load(file))
+                rms[seed] = rm.eval()
                 continue
-            if ref_c is None:
-                ref_c, ref_r = reference_logprobs(sft, tok, train_pairs.pairs)
-                val_ref_c, val_ref_r = reference_logprobs(sft, tok, val_pairs.pairs)
             t = time.perf_counter()
             seed_everything(seed)
-            policy = copy.deepcopy(sft)
-            log = train_dpo(policy, tok, train_pairs.pairs, ref_c, ref_r, beta=beta, steps=cfg["dpo_steps"],
-                            lr=cfg["dpo_lr"], seed=seed, log_every=max(cfg["dpo_steps"] // 10, 1))
-            with torch.no_grad():
-                prompts = [p.prompt_ids for p in val_pairs.pairs]
-                pc = reply_logprobs(policy, tok, prompts, [p.chosen for p in val_pairs.pairs]).sums.cpu()
-                pr = reply_logprobs(policy, tok, prompts, [p.rejected for p in val_pairs.pairs]).sums.cpu()
-            implicit = beta * ((pc - val_ref_c) - (pr - val_ref_r))
-            dpo_part[key] = {
-                "curve": log.rows, "train_seconds": round(log.seconds, 1),
-                "validation": evaluate(policy, "validation"),
-                "val_pairs": {"implicit_accuracy_labels": float((implicit > 0).float().mean()),
-                              "implicit_accuracy_clean": float(((implicit > 0) == clean_val).float().mean()),
-                              "chosen_logp_change": float((pc - val_ref_c).mean()),
-                              "rejected_logp_change": float((pr - val_ref_r).mean())},
+            rm = RewardModel(sft)
+            log = train_reward_model(rm, train_pairs.pairs, tok.end_id, steps=cfg["rm_steps"], lr=cfg["rm_lr"], seed=seed,
+                                     log_every=max(cfg["rm_steps"] // 8, 1), val_pairs=val_pairs.pairs)
+            margins = reward_margins(rm, val_pairs.pairs, tok.end_id)
+            oriented, a_won = orient_pairs(margins, torch.zeros_like(margins), seed=seed)
+            rm_part[key] = {
+                "curve": log["rows"], "train_seconds": round(log["seconds"], 1),
+                "val_accuracy_labels": float((margins > 0).float().mean()),
+                "val_accuracy_clean": float(((margins > 0) == clean_val).float().mean()),
+                "calibration": calibration_bins(oriented, a_won),
             }
-            torch.save(policy.state_dict(), run_dir / f"dpo-{beta}-{seed}.pt")
-            timed(f"dpo/{key}", t)
+            torch.save(rm.state_dict(), file)
+            rms[seed] = rm
+            timed(f"rm/{key}", t)
+
+        # ------------------------------------------------------------------ best-of-N
+        def bon_table(split: str, prompts: int, ns: list[int]) -> dict:
+            gen = torch.Generator().manual_seed(0)
+            per_n = {str(n): {"gold": {}, "proxy": {}, "exact": {}} for n in ns}
+            oracle = {str(n): 0.0 for n in ns}
+            count = 0
+            scored = {seed: [] for seed in seeds}
+            golds_all = []
+            for name, task in tasks.items():
+                for i in range(prompts):
+                    ex = task.make(i, split)
+                    group = sample_group(sft, tok, ex.prompt, cfg["bon_k"], generator=gen)
+                    golds = [gold_reward(task, ex, r.text) for r in group]
+                    golds_all.append(golds)
+                    with torch.no_grad():
+                        for seed, rm in rms.items():
+                            scored[seed].append(rm.score([r.prompt_ids for r in group], [r.reply_ids for r in group],
+                                                         tok.end_id).tolist())
+                    count += 1
+            for n in ns:
+                oracle[str(n)] = sum(best_of_n_value(g, g, n) for g in golds_all) / count
+                for seed in seeds:
+                    s = str(seed)
+                    pairs = list(zip(scored[seed], golds_all))
+                    per_n[str(n)]["gold"][s] = sum(best_of_n_value(sc, g, n) for sc, g in pairs) / count
+                    per_n[str(n)]["proxy"][s] = sum(best_of_n_value(sc, sc, n) for sc, _ in pairs) / count
+                    per_n[str(n)]["exact"][s] = sum(best_of_n_value(sc, [float(x == 1.0) for x in g], n)
+                                                    for sc, g in pairs) / count
+            return {"prompts": count, "k": cfg["bon_k"], "by_n": per_n, "gold_oracle": oracle,
+                    "kl_bound": {str(n): best_of_n_kl(n) for n in ns}}
+
+        if "bon" in parts and "bon" not in results:
+            t = time.perf_counter()
+            results["bon"] = {"validation": bon_table("validation", cfg["bon_prompts"], cfg["bon_n"])}
+            timed("bon", t)
+
+        # ------------------------------------------------------------------ DPO
+        dpo_part = results.setdefault("dpo", {}) if "dpo" in parts or "test" in parts else {}
+        ref_c = ref_r = val_ref_c = val_ref_r = None
+        for beta in cfg["dpo_betas"] if "dpo" in parts else []:
+            for seed in seeds:
+                key = f"{beta}/{seed}"
+                if key in dpo_part and (run_dir / f"dpo-{beta}-{seed}.pt").exists():
+                    continue
+                if ref_c is None:
+                    ref_c, ref_r = reference_logprobs(sft, tok, train_pairs.pairs)
+                    val_ref_c, val_ref_r = reference_logprobs(sft, tok, val_pairs.pairs)
+                t = time.perf_counter()
+                seed_everything(seed)
+                policy = copy.deepcopy(sft)
+                log = train_dpo(policy, tok, train_pairs.pairs, ref_c, ref_r, beta=beta, steps=cfg["dpo_steps"],
+                                lr=cfg["dpo_lr"], seed=seed, log_every=max(cfg["dpo_steps"] // 10, 1))
+                with torch.no_grad():
+                    prompts = [p.prompt_ids for p in val_pairs.pairs]
+                    pc = reply_logprobs(policy, tok, prompts, [p.chosen for p in val_pairs.pairs]).sums.cpu()
+                    pr = reply_logprobs(policy, tok, prompts, [p.rejected for p in val_pairs.pairs]).sums.cpu()
+                implicit = beta * ((pc - val_ref_c) - (pr - val_ref_r))
+                dpo_part[key] = {
+                    "curve": log.rows, "train_seconds": round(log.seconds, 1),
+                    "validation": evaluate(policy, "validation"),
+                    "val_pairs": {"implicit_accuracy_labels": float((implicit > 0).float().mean()),
+                                  "implicit_accuracy_clean": float(((implicit > 0) == clean_val).float().mean()),
+                                  "chosen_logp_change": float((pc - val_ref_c).mean()),
+                                  "rejected_logp_change": float((pr - val_ref_r).mean())},
+                }
+                torch.save(policy.state_dict(), run_dir / f"dpo-{beta}-{seed}.pt")
+                timed(f"dpo/{key}", t)
 
     # ------------------------------------------------------------------ RL
-    rl_part = results.setdefault("rl", {})
-    for variant, settings in cfg["rl_variants"].items():
+    rl_part = results.setdefault("rl", {}) if "rl" in parts or "test" in parts else {}
+    for variant, settings in cfg["rl_variants"].items() if "rl" in parts else []:
         for seed in seeds:
             key = f"{variant}/{seed}"
             if key in rl_part and (run_dir / f"rl-{variant}-{seed}.pt").exists():
@@ -284,22 +318,23 @@ def main(argv: list[str] | None = None) -> int:
             seed_everything(seed)
             policy = copy.deepcopy(sft)
             every = cfg["rl_eval_every"]
-            curve = [{"step": 0, **evaluate(policy, "validation", cfg["rl_eval_prompts"])["all"]}]
+            curve = [{"step": 0, **evaluate(policy, "validation", cfg["rl_eval_prompts"], on=rl_tasks)["all"]}]
 
             def on_step(step: int, model) -> None:
                 if step % every == 0:
-                    curve.append({"step": step, **evaluate(model, "validation", cfg["rl_eval_prompts"])["all"]})
+                    curve.append({"step": step,
+                                  **evaluate(model, "validation", cfg["rl_eval_prompts"], on=rl_tasks)["all"]})
 
-            hist = train_rl(policy, sft, tok, tasks, RLConfig(steps=cfg["rl_steps"], lr=cfg["rl_lr"], **settings),
+            hist = train_rl(policy, sft, tok, rl_tasks, RLConfig(steps=cfg["rl_steps"], lr=cfg["rl_lr"], **settings),
                             seed=seed, on_step=on_step)
             rows, train_seconds = hist.rows, hist.seconds
             rl_part[key] = {"steps": rows, "curve": curve, "train_seconds": round(train_seconds, 1),
-                            "validation": evaluate(policy, "validation")}
+                            "validation": evaluate(policy, "validation", on=rl_tasks)}
             torch.save(policy.state_dict(), run_dir / f"rl-{variant}-{seed}.pt")
             timed(f"rl/{key}", t)
 
     # ------------------------------------------------------------------ the test split, once
-    if "test" not in results:
+    if "test" in parts and "test" not in results:
         t = time.perf_counter()
         mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
         best_n = max(cfg["bon_n"], key=lambda n: mean(list(results["bon"]["validation"]["by_n"][str(n)]["gold"].values())))
@@ -308,14 +343,14 @@ def main(argv: list[str] | None = None) -> int:
         best_rl = max(cfg["rl_variants"], key=lambda v: mean([rl_part[f"{v}/{s}"]["validation"]["all"]["pass_at_k"]["1"]
                                                                for s in seeds]))
         test = {"chosen_on_validation": {"bon_n": best_n, "dpo_beta": best_beta, "rl_variant": best_rl},
-                "sft": evaluate(sft, "test"),
+                "sft": {"pref": evaluate(sft, "test"), "rl": evaluate(sft, "test", on=rl_tasks)},
                 "bon": bon_table("test", cfg["eval_prompts"], [best_n]), "dpo": {}, "rl": {}}
         for seed in seeds:
             policy = copy.deepcopy(sft)
             policy.load_state_dict(torch.load(run_dir / f"dpo-{best_beta}-{seed}.pt"))
             test["dpo"][str(seed)] = evaluate(policy, "test")
             policy.load_state_dict(torch.load(run_dir / f"rl-{best_rl}-{seed}.pt"))
-            test["rl"][str(seed)] = evaluate(policy, "test")
+            test["rl"][str(seed)] = evaluate(policy, "test", on=rl_tasks)
         results["test"] = test
         timed("test", t)
     results["total_seconds_this_call"] = round(time.perf_counter() - t_all, 1)
