@@ -28,7 +28,6 @@ mean change of the log-probability of the chosen and of the rejected replies
 
 from __future__ import annotations
 
-import random
 import time
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -39,6 +38,7 @@ from torch import Tensor, nn
 
 from .chat_format import ChatTokenizer
 from .preferences import PreferencePair
+from .rewards import pair_batches
 from .rollouts import reply_logprobs
 
 __all__ = ["DPOHistory", "dpo_loss", "reference_logprobs", "train_dpo"]
@@ -107,20 +107,12 @@ def train_dpo(
     if len(pairs) != len(ref_chosen) or len(pairs) != len(ref_rejected):
         raise ValueError("ref_chosen and ref_rejected need one value per pair: compute them with "
                          "reference_logprobs(reference, tokenizer, pairs).")
-    if len(pairs) < batch_size:
-        raise ValueError(f"{len(pairs)} pairs are fewer than one batch of {batch_size}.")
     torch.manual_seed(seed)
-    order_rng = random.Random(seed)
     device = next(policy.parameters()).device
     opt = torch.optim.AdamW(policy.parameters(), lr=lr, betas=(0.9, 0.99), weight_decay=0.0)
     policy.train()
-    history, start, order = DPOHistory(), time.perf_counter(), []
-    for step in range(1, steps + 1):
-        if len(order) < batch_size:
-            fresh = list(range(len(pairs)))
-            order_rng.shuffle(fresh)
-            order += fresh
-        idx, order = order[:batch_size], order[batch_size:]
+    history, start = DPOHistory(), time.perf_counter()
+    for step, idx in zip(range(1, steps + 1), pair_batches(len(pairs), batch_size, seed)):
         batch = [pairs[i] for i in idx]
         prompts = [p.prompt_ids for p in batch] * 2
         lp = reply_logprobs(policy, tokenizer, prompts, [p.chosen for p in batch] + [p.rejected for p in batch]).sums

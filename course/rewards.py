@@ -30,7 +30,7 @@ import copy
 import random
 import re
 import time
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -40,7 +40,8 @@ from .assistant_tasks import Example, Task, normalize
 from .model import GPT
 
 __all__ = ["GOLD_RULE", "PREFERENCE_TASKS", "RewardModel", "bradley_terry_loss", "calibration_bins", "gold_reward",
-           "orient_pairs", "reward_margins", "train_reward_model"]
+           "orient_pairs", "pair_batches", "reward_margins",
+           "train_reward_model"]
 
 PREFERENCE_TASKS = ("add", "subtract", "multiply")
 GOLD_RULE = ("1 for a right answer; a wrong number earns 0.5 * max(0, 1 - |x - truth| / max(|truth|, 1)); "
@@ -139,6 +140,20 @@ def orient_pairs(r_chosen: Tensor, r_rejected: Tensor, seed: int = 0) -> tuple[T
     return margins, a_is_chosen
 
 
+def pair_batches(n: int, batch_size: int, seed: int) -> Iterator[list[int]]:
+    """Endless batches of indices into ``n`` pairs: each pass a fresh seeded shuffle, every batch full."""
+    if n < batch_size:
+        raise ValueError(f"{n} pairs are fewer than one batch of {batch_size}.")
+    rng, order = random.Random(seed), []
+    while True:
+        if len(order) < batch_size:
+            fresh = list(range(n))
+            rng.shuffle(fresh)
+            order += fresh
+        yield order[:batch_size]
+        order = order[batch_size:]
+
+
 @torch.no_grad()
 def reward_margins(rm: RewardModel, pairs: Sequence[Any], pad: int, batch_size: int = 128) -> Tensor:
     """``r_chosen - r_rejected`` of every pair (objects with ``prompt_ids``, ``chosen``, ``rejected``), in eval mode."""
@@ -172,19 +187,12 @@ def train_reward_model(
     Returns ``{"rows": [...], "seconds": ...}``: every ``log_every`` steps the batch loss and, with ``val_pairs``,
     the share of held-out pairs whose chosen reply the model scores higher (the labels as given, noise included).
     """
-    if len(pairs) < batch_size:
-        raise ValueError(f"{len(pairs)} pairs are fewer than one batch of {batch_size}.")
     torch.manual_seed(seed)
-    order_rng = random.Random(seed)
     opt = torch.optim.AdamW(rm.parameters(), lr=lr, betas=(0.9, 0.99), weight_decay=0.0)
-    rows, order, start = [], [], time.perf_counter()
+    rows, start = [], time.perf_counter()
     rm.train()
-    for step in range(1, steps + 1):
-        if len(order) < batch_size:
-            fresh = list(range(len(pairs)))
-            order_rng.shuffle(fresh)
-            order += fresh
-        batch, order = [pairs[i] for i in order[:batch_size]], order[batch_size:]
+    for step, idx in zip(range(1, steps + 1), pair_batches(len(pairs), batch_size, seed)):
+        batch = [pairs[i] for i in idx]
         prompts = [p.prompt_ids for p in batch]
         rewards = rm.score(prompts * 2, [p.chosen for p in batch] + [p.rejected for p in batch], pad)
         loss = bradley_terry_loss(rewards[: len(batch)], rewards[len(batch):])
