@@ -16,6 +16,8 @@ greedy exact match is 11-33%: room to improve, and enough right answers to learn
 * ``rm``: a reward model (`course.rewards.RewardModel`, the SFT body and a linear head) trained with the
   Bradley-Terry loss, three seeds: held-out pair accuracy against the labels as given (ceiling about 1 - noise)
   and against the clean labels, and its calibration.
+* ``rm_data``: the same reward model, steps and seeds on a quarter and a half of the training pairs (a fixed
+  shuffle, so the smaller sets are nested in the larger): held-out pair accuracy against the number of pairs.
 * ``bon``: best-of-N on the validation prompts: 128 replies per prompt, scored by each reward model and by the gold
   reward; the exact expectation over N-subsets (`best_of_n_value`) for N = 1, 2, 4, ... 64 of the gold reward, the
   proxy (reward-model) score and the exact match of the pick, with the analytic KL bound.
@@ -77,10 +79,11 @@ FULL = {
     "eval_samples": 8,
     "pair_k": 8,
     "noise": 0.2,
-    "train_pair_prompts": 400,  # per task
+    "train_pair_prompts": 2000,  # per task
     "val_pair_prompts": 100,
-    "rm_steps": 200,
+    "rm_steps": 400,
     "rm_lr": 1e-4,
+    "rm_data_fractions": [0.25, 0.5],  # the rm_data part: reward models on these shares of the training pairs
     "bon_k": 128,
     "bon_prompts": 100,
     "bon_n": [1, 2, 4, 8, 16, 32, 64],
@@ -101,11 +104,13 @@ PART_KEYS = {  # the settings each part's results depend on: changing one drops 
     "sft": (*_ALL, "pref_tasks", "rl_tasks"),
     "pairs": (*_ALL, *_PAIRS),
     "rm": (*_ALL, *_PAIRS, "rm_steps", "rm_lr"),
+    "rm_data": (*_ALL, *_PAIRS, "rm_steps", "rm_lr", "rm_data_fractions"),
     "bon": (*_ALL, *_PAIRS, "rm_steps", "rm_lr", "bon_k", "bon_prompts", "bon_n"),
     "dpo": (*_ALL, *_PAIRS, "dpo_betas", "dpo_steps", "dpo_lr"),
     "rl": (*_ALL, "rl_tasks", "rl_variants", "rl_steps", "rl_lr", "rl_eval_every", "rl_eval_prompts"),
 }
-PARTS = ("sft", "rm", "bon", "dpo", "rl", "test")
+PARTS = ("sft", "rm", "rm_data", "bon", "dpo", "rl", "test")
+TEST_DEPENDS = {k for part in ("sft", "bon", "dpo", "rl") for k in PART_KEYS[part]}  # what the test part uses
 QUICK = {**FULL, "seeds": [0], "eval_prompts": 2, "eval_samples": 4, "pair_k": 4, "train_pair_prompts": 12,
          "val_pair_prompts": 4, "rm_steps": 2, "bon_k": 8, "bon_prompts": 2, "bon_n": [1, 2, 8], "dpo_betas": [0.1],
          "dpo_steps": 2, "rl_steps": 2, "rl_eval_every": 1, "rl_eval_prompts": 1, "run_dir": "/tmp/preference-grid-quick"}
@@ -158,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
                 del results[part]
                 results["seconds"] = {k: v for k, v in results.get("seconds", {}).items()
                                       if k.split("/")[0] != part}
-        if changed and "test" in results:
+        if changed & TEST_DEPENDS and "test" in results:
+            print(f"settings {sorted(changed & TEST_DEPENDS)} changed: the test part starts over")
             del results["test"]
     results["config"] = cfg
     results["gold_rule"] = GOLD_RULE
@@ -188,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
                           "rl": {"validation": evaluate(sft, "validation", on=rl_tasks)}}
         timed("sft", t)
     # ------------------------------------------------------------------ pairs (re-made every call: deterministic)
-    need_pairs = bool(set(parts) & {"rm", "bon", "dpo", "test"})
+    need_pairs = bool(set(parts) & {"rm", "rm_data", "bon", "dpo", "test"})
     if need_pairs:
         t = time.perf_counter()
         train_pairs = sample_pairs(sft, tok, tasks, "train", cfg["train_pair_prompts"], k=cfg["pair_k"],
@@ -239,20 +245,45 @@ def main(argv: list[str] | None = None) -> int:
             rms[seed] = rm
             timed(f"rm/{key}", t)
 
+        # ------------------------------------------------------------------ reward models on fewer pairs
+        data_part = results.setdefault("rm_data", {}) if "rm_data" in parts else {}
+        order = torch.randperm(len(train_pairs.pairs), generator=torch.Generator().manual_seed(0)).tolist()
+        for fraction in cfg["rm_data_fractions"] if "rm_data" in parts else []:
+            subset = [train_pairs.pairs[i] for i in order[: round(fraction * len(order))]]
+            for seed in seeds:
+                key = f"{fraction}/{seed}"
+                if key in data_part:
+                    continue
+                t = time.perf_counter()
+                seed_everything(seed)
+                rm = RewardModel(sft)
+                log = train_reward_model(rm, subset, tok.end_id, steps=cfg["rm_steps"], lr=cfg["rm_lr"], seed=seed,
+                                         batch_size=min(32, len(subset)),  # 32 in the full grid; --quick has fewer
+                                         log_every=max(cfg["rm_steps"] // 8, 1), val_pairs=val_pairs.pairs)
+                margins = reward_margins(rm, val_pairs.pairs, tok.end_id)
+                data_part[key] = {
+                    "pairs": len(subset), "curve": log["rows"], "train_seconds": round(log["seconds"], 1),
+                    "val_accuracy_labels": float((margins > 0).float().mean()),
+                    "val_accuracy_clean": float(((margins > 0) == clean_val).float().mean()),
+                }
+                timed(f"rm_data/{key}", t)
+
         # ------------------------------------------------------------------ best-of-N
         def bon_table(split: str, prompts: int, ns: list[int]) -> dict:
             gen = torch.Generator().manual_seed(0)
-            per_n = {str(n): {"gold": {}, "proxy": {}, "exact": {}} for n in ns}
+            per_n = {str(n): {"gold": {}, "proxy": {}, "exact": {}, "length": {}} for n in ns}
             oracle = {str(n): 0.0 for n in ns}
+            oracle_length = {str(n): 0.0 for n in ns}  # the length of the gold reward's own pick
             count = 0
             scored = {seed: [] for seed in seeds}
-            golds_all = []
+            golds_all, lengths_all = [], []
             for name, task in tasks.items():
                 for i in range(prompts):
                     ex = task.make(i, split)
                     group = sample_group(sft, tok, ex.prompt, cfg["bon_k"], generator=gen)
                     golds = [gold_reward(task, ex, r.text) for r in group]
                     golds_all.append(golds)
+                    lengths_all.append([float(len(r.text)) for r in group])
                     with torch.no_grad():
                         for seed, rm in rms.items():
                             scored[seed].append(rm.score([r.prompt_ids for r in group], [r.reply_ids for r in group],
@@ -260,14 +291,17 @@ def main(argv: list[str] | None = None) -> int:
                     count += 1
             for n in ns:
                 oracle[str(n)] = sum(best_of_n_value(g, g, n) for g in golds_all) / count
+                oracle_length[str(n)] = sum(best_of_n_value(g, ln, n) for g, ln in zip(golds_all, lengths_all)) / count
                 for seed in seeds:
                     s = str(seed)
                     pairs = list(zip(scored[seed], golds_all))
+                    per_n[str(n)]["length"][s] = sum(best_of_n_value(sc, ln, n) for sc, ln in
+                                                     zip(scored[seed], lengths_all)) / count
                     per_n[str(n)]["gold"][s] = sum(best_of_n_value(sc, g, n) for sc, g in pairs) / count
                     per_n[str(n)]["proxy"][s] = sum(best_of_n_value(sc, sc, n) for sc, _ in pairs) / count
                     per_n[str(n)]["exact"][s] = sum(best_of_n_value(sc, [float(x == 1.0) for x in g], n)
                                                     for sc, g in pairs) / count
-            return {"prompts": count, "k": cfg["bon_k"], "by_n": per_n, "gold_oracle": oracle,
+            return {"prompts": count, "k": cfg["bon_k"], "by_n": per_n, "gold_oracle": oracle, "oracle_length": oracle_length,
                     "kl_bound": {str(n): best_of_n_kl(n) for n in ns}}
 
         if "bon" in parts and "bon" not in results:

@@ -127,3 +127,56 @@ def test_the_package_agrees_with_the_solutions():
     assert math.isclose(float(package_dpo(a, b, c, d, 0.3)[0]), float(dpo_loss(a, b, c, d, 0.3)), rel_tol=1e-6)
     r = (torch.rand(5, 6, generator=g) > 0.5).float()
     assert torch.allclose(package_advantages(r), group_advantages(r))
+
+
+# ------------------------------------------------------------------ the grid the chapter reads
+
+
+def test_the_grid_results_hold_the_whole_plan():
+    """benchmarks/results/preferences.json (make preference-grid), which chapter 12 reads, holds every run of its
+    plan, made with the plan's own settings, and the test split was scored with the settings chosen on validation."""
+    import json
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root / "benchmarks"))
+    from preference_grid import FULL, PARTS
+
+    results = json.loads((root / "benchmarks" / "results" / "preferences.json").read_text())
+    assert results["config"] == FULL
+    assert not Path(FULL["run_dir"]).is_absolute()
+    seeds, n_tasks = FULL["seeds"], len(FULL["pref_tasks"])
+    assert set(PARTS) <= set(results)
+    for key in ("pref", "rl"):
+        assert results["sft"][key]["validation"]["all"]["prompts"] == n_tasks * FULL["eval_prompts"]
+    assert results["pairs"]["train"]["prompts"] == n_tasks * FULL["train_pair_prompts"]
+    assert results["pairs"]["validation"]["prompts"] == n_tasks * FULL["val_pair_prompts"]
+    assert set(results["rm"]) == {str(s) for s in seeds}
+    for rm in results["rm"].values():
+        assert rm["curve"][-1]["step"] == FULL["rm_steps"] and sum(b["n"] for b in rm["calibration"]) == \
+            results["pairs"]["validation"]["pairs"]
+    n_train = results["pairs"]["train"]["pairs"]
+    assert set(results["rm_data"]) == {f"{f}/{s}" for f in FULL["rm_data_fractions"] for s in seeds}
+    for key, run in results["rm_data"].items():
+        assert run["pairs"] == round(float(key.split("/")[0]) * n_train) and run["curve"][-1]["step"] == FULL["rm_steps"]
+    bon = results["bon"]["validation"]
+    assert bon["k"] == FULL["bon_k"] and bon["prompts"] == n_tasks * FULL["bon_prompts"]
+    assert set(bon["by_n"]) == {str(n) for n in FULL["bon_n"]}
+    assert all(set(v[m]) == {str(s) for s in seeds} for v in bon["by_n"].values() for m in ("gold", "proxy", "exact"))
+    assert set(results["dpo"]) == {f"{b}/{s}" for b in FULL["dpo_betas"] for s in seeds}
+    assert all(r["curve"][-1]["step"] == FULL["dpo_steps"] for r in results["dpo"].values())
+    assert set(results["rl"]) == {f"{v}/{s}" for v in FULL["rl_variants"] for s in seeds}
+    for run in results["rl"].values():
+        assert len(run["steps"]) == FULL["rl_steps"]
+        assert [c["step"] for c in run["curve"]] == list(range(0, FULL["rl_steps"] + 1, FULL["rl_eval_every"]))
+    test = results["test"]
+    chosen = test["chosen_on_validation"]
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    assert chosen["bon_n"] == max(FULL["bon_n"], key=lambda n: mean(list(bon["by_n"][str(n)]["gold"].values())))
+    assert chosen["dpo_beta"] == max(FULL["dpo_betas"], key=lambda b: mean(
+        [results["dpo"][f"{b}/{s}"]["validation"]["all"]["gold"] for s in seeds]))
+    assert chosen["rl_variant"] == max(FULL["rl_variants"], key=lambda v: mean(
+        [results["rl"][f"{v}/{s}"]["validation"]["all"]["pass_at_k"]["1"] for s in seeds]))
+    assert set(test["dpo"]) == set(test["rl"]) == {str(s) for s in seeds}
+    assert test["sft"]["pref"]["all"]["prompts"] == n_tasks * FULL["eval_prompts"]
