@@ -108,7 +108,13 @@ class KVCache:
 
 
 class CausalSelfAttention(nn.Module):
-    """Multi-head causal self-attention, as in GPT-2 (optionally with RoPE on queries and keys)."""
+    """Multi-head causal self-attention, as in GPT-2 (optionally with RoPE on queries and keys).
+
+    ``n_kv_head`` below ``n_head`` makes it grouped-query attention (Ainslie et al. 2023;
+    1 = multi-query attention, Shazeer 2019): the queries keep ``n_head`` heads, keys and
+    values have ``n_kv_head``, each shared by ``n_head / n_kv_head`` query heads. The KV
+    cache stores only the ``n_kv_head`` heads: that is the memory it saves.
+    """
 
     def __init__(
         self,
@@ -120,21 +126,28 @@ class CausalSelfAttention(nn.Module):
         attn_dropout: float = 0.0,
         rope: RoPE | None = None,
         layer_index: int = 0,
+        n_kv_head: int | None = None,
     ) -> None:
         super().__init__()
         if d_model % n_head != 0:
             raise ValueError(f"d_model={d_model} must be divisible by n_head={n_head} (each head gets d_model / n_head).")
+        n_kv_head = n_head if n_kv_head is None else n_kv_head
+        if n_kv_head < 1 or n_head % n_kv_head:
+            raise ValueError(f"n_kv_head={n_kv_head} must divide n_head={n_head} (each key/value head serves "
+                             "n_head / n_kv_head query heads).")
         self.d_model, self.n_head, self.head_dim = d_model, n_head, d_model // n_head
-        self.qkv = nn.Linear(d_model, 3 * d_model, bias=bias)  # queries, keys and values in one matmul
+        self.n_kv_head = n_kv_head
+        self.kv_dim = n_kv_head * self.head_dim
+        self.qkv = nn.Linear(d_model, d_model + 2 * self.kv_dim, bias=bias)  # queries, keys and values in one matmul
         self.proj = nn.Linear(d_model, d_model, bias=bias)
         self.attn_dropout = attn_dropout  # on the attention weights (slow on CPU: SDPA leaves its fused path)
         self.resid_dropout = nn.Dropout(dropout)  # on the layer's output
         self.rope = rope
         self.layer_index = layer_index
 
-    def _split(self, x: Tensor) -> Tensor:  # (B, T, D) -> (B, H, T, hd)
-        b, t, _ = x.shape
-        return x.view(b, t, self.n_head, self.head_dim).transpose(1, 2)
+    def _split(self, x: Tensor) -> Tensor:  # (B, T, heads * hd) -> (B, heads, T, hd)
+        b, t, width = x.shape
+        return x.view(b, t, width // self.head_dim, self.head_dim).transpose(1, 2)
 
     def forward(
         self,
@@ -153,14 +166,17 @@ class CausalSelfAttention(nn.Module):
         b, t, d = x.shape
         if d != self.d_model:
             raise ValueError(f"expected x of shape (batch, time, {self.d_model}), got {tuple(x.shape)}.")
-        q, k, v = (self._split(z) for z in self.qkv(x).split(self.d_model, dim=2))
+        q, k, v = (self._split(z) for z in self.qkv(x).split((self.d_model, self.kv_dim, self.kv_dim), dim=2))
         offset = cache.layer_length(self.layer_index) if cache is not None else 0
         if self.rope is not None and positions is not None:
             q, k = self.rope(q, positions=positions), self.rope(k, positions=positions)
         elif self.rope is not None:
             q, k = self.rope(q, offset=offset), self.rope(k, offset=offset)
         if cache is not None:
-            k, v = cache.update(self.layer_index, k, v)
+            k, v = cache.update(self.layer_index, k, v)  # the cache keeps n_kv_head heads
+        if self.n_kv_head != self.n_head:  # each key/value head serves a group of query heads
+            k = k.repeat_interleave(self.n_head // self.n_kv_head, dim=1)
+            v = v.repeat_interleave(self.n_head // self.n_kv_head, dim=1)
         weights = None
         if return_weights:
             y, weights = naive_attention(q, k, v, causal=True)

@@ -57,7 +57,7 @@ GELUS = ("tanh", "exact")
 ROPE_PAIRINGS = ("half", "interleaved")
 #: Fields added after configs were first saved: `GPTConfig`'s repr lists them only
 #: when they differ from their default, so a printed GPT-2-style config reads as before.
-_ADDED_FIELDS = ("gelu", "rope_pairing")
+_ADDED_FIELDS = ("gelu", "rope_pairing", "n_kv_head")
 
 
 @dataclass
@@ -81,12 +81,18 @@ class GPTConfig:
     activation_checkpointing: bool = False  # training only: recompute each block's activations in backward (chapter 08)
     gelu: str = "tanh"  # "tanh" (GPT-2's approximation) or "exact" (erf); used when mlp="gelu"
     rope_pairing: str = "half"  # "half" (i, i + d/2: Hugging Face) or "interleaved" (2i, 2i+1: Meta); positional="rope"
+    n_kv_head: int | None = None  # key/value heads: None = n_head (multi-head); fewer = grouped-query (chapter 13)
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
             positive_int(getattr(self, name), f"GPTConfig.{name}")
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}.")
+        if self.n_kv_head is not None:
+            positive_int(self.n_kv_head, "GPTConfig.n_kv_head")
+            if self.n_head % self.n_kv_head:
+                raise ValueError(f"n_kv_head={self.n_kv_head} must divide n_head={self.n_head}: each key/value head "
+                                 "serves n_head / n_kv_head query heads.")
         for name, allowed in (("positional", POSITIONALS), ("norm", NORMS), ("mlp", MLPS), ("norm_position", NORM_POSITIONS),
                               ("gelu", GELUS), ("rope_pairing", ROPE_PAIRINGS)):
             one_of(getattr(self, name), allowed, f"GPTConfig.{name}")
@@ -176,7 +182,7 @@ class Block(nn.Module):
         self.norm1 = make_norm(config)
         self.attn = CausalSelfAttention(
             config.n_embd, config.n_head, bias=config.bias, dropout=config.dropout, attn_dropout=config.attn_dropout,
-            rope=rope, layer_index=layer_index,
+            rope=rope, layer_index=layer_index, n_kv_head=config.n_kv_head,
         )
         self.norm2 = make_norm(config)
         self.mlp = MLP(config)

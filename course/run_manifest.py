@@ -121,6 +121,10 @@ def check_resume(out_dir: str | Path, manifest: dict[str, Any], force: bool = Fa
         return []
     differences = _differences("data", then.get("data"), manifest["data"])
     model_then, model_now = dict(then.get("model") or {}), dict(manifest["model"])
+    if model_then.get("class") == "GPT" and isinstance(model_then.get("config"), dict):
+        from .model import GPTConfig  # a manifest written before a field existed: that field had its default
+
+        model_then["config"] = asdict(GPTConfig.from_dict(model_then["config"]))
     differences += _differences("model", model_then, model_now)
     if differences and not force:
         raise ValueError(

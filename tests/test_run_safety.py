@@ -426,3 +426,21 @@ def test_a_new_run_in_a_used_out_dir_writes_its_own_manifest(tmp_path):
     Trainer(tiny_config(max_iters=1, out_dir=str(tmp_path), eval_interval=0), data=tiny_data()).train()
     Trainer(tiny_config(max_iters=1, out_dir=str(tmp_path), eval_interval=0, seed=7), data=_shuffled(tiny_data())).train()
     assert read_manifest(tmp_path)["config"]["seed"] == 7
+
+
+def test_a_manifest_written_before_a_config_field_existed_still_resumes(tmp_path):
+    """run.json of an older version lacks fields added to GPTConfig since (n_kv_head): they had their defaults, so
+    the resume goes on; a real change of the model still stops it."""
+    from course.run_manifest import MANIFEST, read_manifest
+
+    config = tiny_config(max_iters=2, out_dir=str(tmp_path), checkpoint_interval=1, eval_interval=0)
+    Trainer(config, data=tiny_data()).train()
+    manifest = read_manifest(tmp_path)
+    del manifest["model"]["config"]["n_kv_head"]
+    (tmp_path / MANIFEST).write_text(json.dumps(manifest))
+    resumed = Trainer(tiny_config(max_iters=2, out_dir=str(tmp_path), resume=True, eval_interval=0), data=tiny_data())
+    assert resumed.step == 2
+    manifest["model"]["config"]["n_head"] = 1
+    (tmp_path / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="another model"):
+        Trainer(tiny_config(max_iters=2, out_dir=str(tmp_path), resume=True, eval_interval=0), data=tiny_data())
