@@ -7,7 +7,7 @@ Attention, forward and backward, causal, (batch=1, heads=4, T, head_dim=64) floa
 * ``sdpa``: ``F.scaled_dot_product_attention`` (PyTorch's fused kernel).
 
 Recorded: the best of several forward+backward calls, the bytes autograd keeps for the
-backward pass (`course.flash_attention.saved_for_backward_bytes`), and the peak bytes
+backward pass (`course.memory.saved_for_backward_bytes`), and the peak bytes
 held by PyTorch's CPU allocator during the forward pass (`bench_attention.cpu_peak_bytes`).
 
 Mixture of experts, forward and backward on 4,096 tokens of width 128: `course.moe.MoE`
@@ -39,7 +39,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_attention import cpu_peak_bytes  # noqa: E402
 
 from course.attention import naive_attention  # noqa: E402
-from course.flash_attention import saved_for_backward_bytes, tiled_attention  # noqa: E402
+from course.flash_attention import tiled_attention  # noqa: E402
+from course.memory import saved_for_backward_bytes  # noqa: E402
 from course.moe import MoE  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "modern_kernels.json"

@@ -19,18 +19,18 @@ storing them (`TiledAttention`).
 On a GPU the blocks live in fast on-chip memory (SRAM) and the T x T matrix is never
 written to the slower high-bandwidth memory (HBM): that traffic, not the arithmetic, is
 what the tiling saves. On a CPU, in Python, the loop over blocks is slower than PyTorch's
-fused kernel; what it shows is the algorithm, exact, and memory that grows as T, not T².
+fused kernel; what it shows is the algorithm, exact, and memory that grows as T, not T²
+(`course.memory.saved_for_backward_bytes` measures it).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-__all__ = ["TiledAttention", "online_softmax", "online_softmax_update", "saved_for_backward_bytes", "tiled_attention"]
+__all__ = ["TiledAttention", "online_softmax", "online_softmax_update", "tiled_attention"]
 
 
 def online_softmax_update(m: Tensor, l: Tensor, acc: Tensor, scores: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -164,22 +164,3 @@ def tiled_attention(q: Tensor, k: Tensor, v: Tensor, *, causal: bool = False, bl
     """
     return TiledAttention.apply(q, k, v, causal, block_q, block_k, scale)
 
-
-def saved_for_backward_bytes(fn: Callable[..., Tensor], *inputs: Tensor) -> int:
-    """Bytes that autograd keeps for the backward pass of ``fn(*inputs)``, each stored tensor counted once.
-
-    The inputs themselves are left out (they exist anyway). Naive attention keeps its T x T
-    probabilities; tiled attention (and PyTorch's fused kernels) keep one log-sum-exp per query.
-    """
-    seen: dict[int, int] = {}
-    own = {x.untyped_storage().data_ptr() for x in inputs}
-
-    def pack(t: Tensor) -> Tensor:
-        ptr = t.untyped_storage().data_ptr()
-        if ptr not in own:
-            seen[ptr] = max(seen.get(ptr, 0), t.untyped_storage().nbytes())
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn(*inputs)
-    return sum(seen.values())

@@ -4,7 +4,7 @@
 heads; `course.attention.CausalSelfAttention` shares each key/value head among
 ``n_head / n_kv_head`` query heads. What it buys is the KV cache: at generation time
 every layer keeps the keys and values of every past position, and that memory (and the
-time to read it at every step) shrinks by ``n_head / n_kv_head`` (`kv_cache_bytes`).
+time to read it at every step) shrinks by ``n_head / n_kv_head`` (`course.sampling.kv_cache_bytes`).
 
 A model trained with multi-head attention can be converted: Ainslie et al. (2023) build
 each key (and value) head of a group as the mean of the group's original heads
@@ -20,13 +20,7 @@ import torch
 
 from .model import GPT, GPTConfig
 
-__all__ = ["kv_cache_bytes", "pool_kv_heads"]
-
-
-def kv_cache_bytes(config: GPTConfig, seq_len: int, batch: int = 1, bytes_per_value: int = 4) -> int:
-    """Memory of a full KV cache: 2 (keys and values) x layers x key/value heads x head size x positions x batch."""
-    n_kv = config.n_head if config.n_kv_head is None else config.n_kv_head
-    return 2 * config.n_layer * n_kv * config.head_dim * seq_len * batch * bytes_per_value
+__all__ = ["pool_kv_heads"]
 
 
 def pool_kv_heads(model: GPT, n_kv_head: int) -> GPT:

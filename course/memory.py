@@ -22,6 +22,9 @@ states, stage 2 also the gradients, stage 3 (= FSDP's full sharding) also the we
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
@@ -99,6 +102,28 @@ def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
     return tensor_bytes(v for state in optimizer.state.values() for v in state.values() if isinstance(v, Tensor) and v.dim() > 0)
 
 
+def saved_for_backward_bytes(fn: Callable[..., Any], *inputs: Tensor, leave_out: Iterable[Tensor] = ()) -> int:
+    """Bytes of the tensors autograd keeps for the backward pass of ``fn(*inputs)``.
+
+    Every tensor autograd keeps goes through a saved-tensors hook; the inputs and
+    ``leave_out`` (parameters, say: they exist anyway) are not counted, and a storage
+    saved twice counts once.
+    """
+    skip = {t.untyped_storage().data_ptr() for t in (*inputs, *leave_out)}
+    storages: dict[int, int] = {}
+
+    def pack(t: Tensor) -> Tensor:
+        s = t.untyped_storage()
+        if s.data_ptr() not in skip:
+            storages[s.data_ptr()] = s.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn(*inputs)
+    del out
+    return sum(storages.values())
+
+
 def model_activation_bytes(model: nn.Module, x: Tensor, y: Tensor) -> int:
     """Bytes of the tensors autograd saves for the backward pass during ``model(x, y)`` (a GPT's loss).
 
@@ -107,19 +132,7 @@ def model_activation_bytes(model: nn.Module, x: Tensor, y: Tensor) -> int:
     """
     if x.shape != y.shape or x.dim() != 2:
         raise ValueError(f"x and y must both have shape (batch, time), got {tuple(x.shape)} and {tuple(y.shape)}.")
-    param_ptrs = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    storages: dict[int, int] = {}
-
-    def pack(t: Tensor) -> Tensor:
-        s = t.untyped_storage()
-        if s.data_ptr() not in param_ptrs:
-            storages[s.data_ptr()] = s.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        _, loss = model(x, y)
-    del loss
-    return sum(storages.values())
+    return saved_for_backward_bytes(lambda: model(x, y)[1], leave_out=model.parameters())
 
 
 def activation_estimate(config, batch: int, seq_len: int, probe_len: int = 32) -> dict[str, int]:

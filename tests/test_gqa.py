@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from course.gqa import kv_cache_bytes, pool_kv_heads
+from course.gqa import pool_kv_heads
 from course.model import GPT, GPTConfig
+from course.sampling import kv_cache_bytes
 
 
 def _config(**kw) -> GPTConfig:
