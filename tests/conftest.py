@@ -36,6 +36,13 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # again (kernels.apply in a subprocess).
     os.environ.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
 
+# No live progress bars in the kernels the tests start (nbval, the student Run All), as in the book's executed copies
+# (tools/execute_notebooks.py). A tqdm bar in a kernel is a widget, updated by a message on the IOPub channel up to
+# ten times a second; nbval reads that channel only once the cell has finished, so a training cell of a few minutes
+# overflows ZeroMQ's queue (1,000 messages each end), later messages are dropped, and when the "idle" message is
+# among them nbval fails the cell with "Timeout of 5 seconds exceeded waiting for output" (CI, chapter 05, once).
+os.environ["COURSE_NO_PROGRESS"] = "1"
+
 import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")  # tests never open windows

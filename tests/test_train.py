@@ -403,3 +403,15 @@ def test_the_command_line_under_torchrun(tmp_path):
     assert (tmp_path / "data" / "train.bin.json").is_file() and latest_checkpoint(tmp_path / "run").name == "ckpt_0000002"
     model, config = load_model(tmp_path / "run")
     assert config.lr_decay_iters is None and config.model.n_layer == 1
+
+
+def test_kernels_started_by_the_tests_show_no_live_progress_bar():
+    """A live tqdm widget floods nbval's IOPub queue during a long training cell (tests/conftest.py says how)."""
+    from course.distributed import DistInfo
+    from course.train_support import progress_bar
+
+    assert os.environ.get("COURSE_NO_PROGRESS") == "1", "tests/conftest.py must turn the progress bars off"
+    config = tiny_config(progress=True)
+    bar = progress_bar(config, DistInfo(), total=10, initial=0)
+    assert bar.disable, "COURSE_NO_PROGRESS=1 must disable the bar even with progress=True"
+    bar.close()
