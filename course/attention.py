@@ -14,6 +14,12 @@
   recomputation of the whole sequence. The cache holds keys and values, not
   positions: with RoPE, keys are cached already rotated, so a caller that gives
   explicit positions (``positions=``) keeps giving them for every new chunk.
+  ``KVCache(n_layer, window=W)`` keeps only the last W positions of each layer
+  (sliding-window attention, chapter 13): its memory stops growing at W.
+
+Two options of chapter 13 change which keys a query sees and how: ``alibi=True``
+adds ALiBi's distance penalty -slope·(i - j) to the scores (`course.positional`),
+``window=W`` lets query i see keys i - W + 1 .. i only (`position_mask`).
 
 Shapes: x is (batch, time, d_model); heads are (batch, heads, time, head_dim).
 """
@@ -26,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .positional import RoPE
+from .positional import RoPE, alibi_slopes
 
 
 def causal_mask(t_q: int, t_k: int | None = None, device: torch.device | str | None = None) -> Tensor:
@@ -39,6 +45,16 @@ def causal_mask(t_q: int, t_k: int | None = None, device: torch.device | str | N
     if t_k < t_q:
         raise ValueError(f"more queries ({t_q}) than keys ({t_k}): queries must be the last positions of the keys.")
     return torch.ones(t_q, t_k, dtype=torch.bool, device=device).tril(diagonal=t_k - t_q)
+
+
+def position_mask(q_pos: Tensor, k_pos: Tensor, window: int | None = None) -> Tensor:
+    """Boolean (t_q, t_k), True where the query at position q_pos[i] may see the key at k_pos[j]:
+    k <= q (causal) and, with a ``window``, q - k < window (the window counts the query itself)."""
+    distance = q_pos[:, None] - k_pos[None, :]
+    allowed = distance >= 0
+    if window is not None:
+        allowed = allowed & (distance < window)
+    return allowed
 
 
 def _check_heads(q: Tensor, k: Tensor, v: Tensor) -> None:
@@ -74,28 +90,43 @@ class KVCache:
     """Keys and values of the positions seen so far, one (k, v) pair per layer.
 
     Each tensor has shape (batch, heads, positions, head_dim). `length` is the
-    number of cached positions: the position of the next token.
+    number of positions seen: the position of the next token. With ``window=W``
+    (sliding-window attention) each layer stores only its last W positions, so
+    `length` can exceed what is stored (`stored_length`).
     """
 
-    def __init__(self, n_layer: int) -> None:
+    def __init__(self, n_layer: int, window: int | None = None) -> None:
+        if window is not None and (not isinstance(window, int) or window < 1):
+            raise ValueError(f"window must be a positive number of positions or None, got {window!r}.")
         self.layers: list[tuple[Tensor, Tensor] | None] = [None] * n_layer
+        self.seen = [0] * n_layer
+        self.window = window
 
     @property
     def length(self) -> int:
-        """Positions cached so far (by the first layer: during a forward pass, later layers lag behind)."""
+        """Positions seen so far (by the first layer: during a forward pass, later layers lag behind)."""
         return self.layer_length(0)
 
     def layer_length(self, layer: int) -> int:
+        return self.seen[layer]
+
+    def stored_length(self, layer: int = 0) -> int:
         kv = self.layers[layer]
         return 0 if kv is None else kv[0].shape[-2]
 
     def update(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """Append new keys/values for ``layer``; return all keys/values so far."""
+        """Append new keys/values for ``layer``; return the stored ones followed by the new ones.
+
+        With a window, what is kept afterwards is only the last ``window`` positions."""
         past = self.layers[layer]
         if past is not None:
             k = torch.cat((past[0], k), dim=-2)
             v = torch.cat((past[1], v), dim=-2)
-        self.layers[layer] = (k, v)
+        self.seen[layer] += k.shape[-2] - (0 if past is None else past[0].shape[-2])
+        if self.window is not None and k.shape[-2] > self.window:
+            self.layers[layer] = (k[..., -self.window:, :], v[..., -self.window:, :])
+        else:
+            self.layers[layer] = (k, v)
         return k, v
 
     def nbytes(self) -> int:
@@ -104,7 +135,19 @@ class KVCache:
 
     def crop(self, length: int) -> None:
         """Keep only the first ``length`` positions (used to slide or rewind)."""
-        self.layers = [None if kv is None else (kv[0][..., :length, :], kv[1][..., :length, :]) for kv in self.layers]
+        cropped: list[tuple[Tensor, Tensor] | None] = []
+        for i, kv in enumerate(self.layers):
+            if kv is None:
+                cropped.append(None)
+                continue
+            first = self.seen[i] - kv[0].shape[-2]  # the position of the oldest stored key
+            if length < first:
+                raise ValueError(f"cannot rewind to {length} positions: this sliding-window cache no longer holds "
+                                 f"positions before {first}. Start a new cache and re-read the prompt.")
+            keep = min(length, self.seen[i]) - first
+            cropped.append((kv[0][..., :keep, :], kv[1][..., :keep, :]))
+            self.seen[i] = min(length, self.seen[i])
+        self.layers = cropped
 
 
 class CausalSelfAttention(nn.Module):
@@ -127,6 +170,8 @@ class CausalSelfAttention(nn.Module):
         rope: RoPE | None = None,
         layer_index: int = 0,
         n_kv_head: int | None = None,
+        alibi: bool = False,
+        window: int | None = None,
     ) -> None:
         super().__init__()
         if d_model % n_head != 0:
@@ -144,6 +189,11 @@ class CausalSelfAttention(nn.Module):
         self.resid_dropout = nn.Dropout(dropout)  # on the layer's output
         self.rope = rope
         self.layer_index = layer_index
+        if window is not None and (not isinstance(window, int) or window < 1):
+            raise ValueError(f"window must be a positive number of positions or None, got {window!r}.")
+        self.window = window
+        # ALiBi's slopes, one per query head (a buffer: they move with the model, and are not trained)
+        self.register_buffer("alibi", alibi_slopes(n_head) if alibi else None, persistent=False)
 
     def _split(self, x: Tensor) -> Tensor:  # (B, T, heads * hd) -> (B, heads, T, hd)
         b, t, width = x.shape
@@ -178,12 +228,24 @@ class CausalSelfAttention(nn.Module):
             k = k.repeat_interleave(self.n_head // self.n_kv_head, dim=1)
             v = v.repeat_interleave(self.n_head // self.n_kv_head, dim=1)
         weights = None
-        if return_weights:
+        drop = self.attn_dropout if self.training else 0.0
+        if self.alibi is not None or self.window is not None:  # chapter 13: a bias or a window on the scores
+            if positions is not None:
+                raise ValueError("explicit positions are not supported with ALiBi or a sliding window: their scores "
+                                 "depend on the distance between stored keys and queries; leave positions out.")
+            mask = self._position_bias(offset, t, k.shape[-2], q.dtype, x.device)
+            if return_weights:
+                scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)
+                scores = scores + mask if mask.dtype != torch.bool else scores.masked_fill(~mask, float("-inf"))
+                weights = torch.softmax(scores, dim=-1)
+                y = (F.dropout(weights, drop) if drop else weights) @ v
+            else:
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop)
+        elif return_weights:
             y, weights = naive_attention(q, k, v, causal=True)
             if self.training and self.attn_dropout > 0:
                 y = F.dropout(weights, self.attn_dropout) @ v
         else:
-            drop = self.attn_dropout if self.training else 0.0
             if k.shape[-2] == t:  # no cache, or an empty one: the usual causal mask
                 y = F.scaled_dot_product_attention(q, k, v, dropout_p=drop, is_causal=True)
             elif t == 1:  # one new token sees every cached position
@@ -193,3 +255,15 @@ class CausalSelfAttention(nn.Module):
                 y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop)
         y = y.transpose(1, 2).contiguous().view(b, t, d)
         return self.resid_dropout(self.proj(y)), weights
+
+    def _position_bias(self, offset: int, t: int, t_k: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+        """The mask (boolean, (t, t_k)) or ALiBi bias (float, (n_head, t, t_k), -inf where masked) for queries at
+        positions offset .. offset + t - 1 and the t_k keys before and at them (the last t_k positions)."""
+        q_pos = torch.arange(offset, offset + t, device=device)
+        k_pos = torch.arange(offset + t - t_k, offset + t, device=device)
+        allowed = position_mask(q_pos, k_pos, self.window)
+        if self.alibi is None:
+            return allowed
+        distance = (q_pos[:, None] - k_pos[None, :]).to(torch.float32)
+        bias = (0.0 - self.alibi[:, None, None] * distance).masked_fill(~allowed, float("-inf"))
+        return bias.to(dtype)

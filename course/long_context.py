@@ -1,4 +1,4 @@
-"""Chapter 13: running a RoPE model past the context it was trained on, and measuring loss by position.
+"""Chapter 13: running a model past the context it was trained on, and measuring loss by position.
 
 A model with learned positions has no embedding for position ``block_size``: it cannot
 read further at all. A RoPE model can compute angles for any position, but angles it
@@ -13,9 +13,15 @@ length. Two cheap fixes change the angles instead of the weights:
   the lowest frequency by exactly s and leaves the highest one as it was, so nearby
   tokens keep their trained resolution.
 
-`extend_rope_context` returns a copy of a model with a longer ``block_size`` and its
-RoPE tables rebuilt by one of these; `loss_by_position` measures the cross-entropy at
-each position of many windows, the curve that shows where a model stops coping.
+ALiBi (Press et al. 2022) has no angles at all: a penalty proportional to the distance
+is added to each score, a rule that applies as well to distances never seen in training.
+A sliding window (``attention_window``) caps the distances a query ever sees, so a model
+trained with one never meets a new distance, however long the text.
+
+`extend_context` returns a copy of a model with a longer ``block_size`` (RoPE tables
+rebuilt by one of the methods above; an ALiBi model unchanged but for the length; an
+optional sliding window imposed); `loss_by_position` measures the cross-entropy at each
+position of many windows, the curve that shows where a model stops coping.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from torch import Tensor
 from .model import GPT
 from .positional import RoPE, rope_cos_sin
 
-__all__ = ["METHODS", "ScaledRoPE", "extend_rope_context", "loss_by_position", "ntk_base"]
+__all__ = ["METHODS", "ScaledRoPE", "extend_context", "loss_by_position", "ntk_base"]
 
 METHODS = ("none", "interpolate", "ntk")
 
@@ -63,30 +69,38 @@ class ScaledRoPE(RoPE):
         return self
 
 
-def extend_rope_context(model: GPT, block_size: int, method: str = "none") -> GPT:
-    """A copy of the RoPE ``model`` that reads ``block_size`` tokens, its angles scaled by ``method``.
+def extend_context(model: GPT, block_size: int, method: str = "none", *, window: int | None = None) -> GPT:
+    """A copy of ``model`` that reads ``block_size`` tokens (weights copied, not changed).
 
-    ``method``: "none" (the trained angles, extrapolated), "interpolate" (positions divided by
-    block_size / trained block_size) or "ntk" (the base raised, `ntk_base`). Weights are shared
-    by value (copied), not changed.
+    RoPE: ``method`` "none" (the trained angles, extrapolated), "interpolate" (positions divided
+    by block_size / trained block_size) or "ntk" (the base raised, `ntk_base`). ALiBi: "none" only
+    (its penalty is defined at every distance). ``window``: also limit attention to the last
+    ``window`` positions (sliding-window attention imposed at inference; None keeps the model's).
     """
     c = model.config
-    if c.positional != "rope":
-        raise ValueError(f"the model's positions are {c.positional!r}: only a RoPE model can be extended this way "
+    if c.positional not in ("rope", "alibi"):
+        raise ValueError(f"the model's positions are {c.positional!r}: only a RoPE or ALiBi model can be extended "
                          "(learned positions have no embedding beyond block_size).")
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
+    if c.positional == "alibi" and method != "none":
+        raise ValueError(f"method={method!r} rescales RoPE's angles; an ALiBi model has none (use method='none').")
     if block_size < c.block_size:
         raise ValueError(f"block_size={block_size} is shorter than the trained context ({c.block_size}).")
-    factor = block_size / c.block_size
-    base = ntk_base(c.rope_base, factor, c.head_dim) if method == "ntk" else c.rope_base
-    scale = factor if method == "interpolate" else 1.0
     longer = copy.deepcopy(model)
-    longer.config = replace(c, block_size=block_size)
-    rope = ScaledRoPE(c.head_dim, block_size, base, c.rope_pairing, scale).to(next(model.parameters()).device)
-    longer.rope = rope
-    for block in longer.blocks:
-        block.attn.rope = rope
+    longer.config = replace(c, block_size=block_size,
+                            attention_window=c.attention_window if window is None else window)
+    if window is not None:
+        for block in longer.blocks:
+            block.attn.window = window
+    if c.positional == "rope":
+        factor = block_size / c.block_size
+        base = ntk_base(c.rope_base, factor, c.head_dim) if method == "ntk" else c.rope_base
+        scale = factor if method == "interpolate" else 1.0
+        rope = ScaledRoPE(c.head_dim, block_size, base, c.rope_pairing, scale).to(next(model.parameters()).device)
+        longer.rope = rope
+        for block in longer.blocks:
+            block.attn.rope = rope
     return longer
 
 
@@ -102,7 +116,7 @@ def loss_by_position(model: GPT, tokens: Tensor, length: int, windows: int, *, s
         raise ValueError(f"tokens must be 1-D and longer than length + 1 = {length + 1}; got shape {tuple(tokens.shape)}.")
     if length > model.config.block_size:
         raise ValueError(f"length={length} exceeds the model's block_size={model.config.block_size}: "
-                         "extend the context first (extend_rope_context).")
+                         "extend the context first (extend_context).")
     g = torch.Generator().manual_seed(seed)
     starts = torch.randint(0, tokens.numel() - length - 1, (windows,), generator=g)
     total = torch.zeros(length, dtype=torch.float64)

@@ -4,7 +4,8 @@
 parameters), so `GPT.from_gpt2_state_dict` loads Hugging Face GPT-2 weights and
 `GPT.to_gpt2_state_dict` exports back. The choices the chapters compare:
 
-* ``positional``: ``"learned"`` (GPT-2), ``"sinusoidal"`` or ``"rope"`` (chapter 02);
+* ``positional``: ``"learned"`` (GPT-2), ``"sinusoidal"``, ``"rope"`` (chapter 02) or
+  ``"alibi"`` (no embedding; a distance penalty on the scores, chapter 13);
 * ``norm``: ``"layernorm"`` (GPT-2) or ``"rmsnorm"``; ``norm_position``: ``"pre"``
   (GPT-2 and every modern LLM) or ``"post"`` (the original Transformer);
 * ``mlp``: ``"gelu"`` (GPT-2) or ``"swiglu"`` (Llama); ``gelu``: ``"tanh"`` (the
@@ -17,6 +18,10 @@ parameters), so `GPT.from_gpt2_state_dict` loads Hugging Face GPT-2 weights and
 * ``bias`` in linear layers and norms; ``tie_weights`` (the LM head reuses the
   token embedding matrix); ``dropout`` (residual stream) and ``attn_dropout``
   (attention weights).
+* chapter 13's options: ``n_kv_head`` (grouped-query attention), ``attention_window``
+  (sliding-window attention; the KV cache keeps that many positions), ``n_experts``,
+  ``moe_top_k`` and ``moe_balance`` (a mixture-of-experts MLP, `course.moe`, whose
+  load-balancing loss is added to the training loss with weight ``moe_balance``).
 
 ``model(idx, targets)`` returns ``(logits, loss)``: logits of shape
 (batch, time, vocab_size) and the mean cross-entropy (or None without targets;
@@ -46,10 +51,11 @@ import torch.utils.checkpoint
 from torch import Tensor, nn
 
 from .attention import CausalSelfAttention, KVCache
+from .moe import MoE
 from .positional import LearnedPositionalEmbedding, RoPE, SinusoidalPositionalEncoding
 from .validate import dataclass_from_dict, fraction, one_of, positive_int
 
-POSITIONALS = ("learned", "sinusoidal", "rope")
+POSITIONALS = ("learned", "sinusoidal", "rope", "alibi")
 NORMS = ("layernorm", "rmsnorm")
 MLPS = ("gelu", "swiglu")
 NORM_POSITIONS = ("pre", "post")
@@ -57,7 +63,7 @@ GELUS = ("tanh", "exact")
 ROPE_PAIRINGS = ("half", "interleaved")
 #: Fields added after configs were first saved: `GPTConfig`'s repr lists them only
 #: when they differ from their default, so a printed GPT-2-style config reads as before.
-_ADDED_FIELDS = ("gelu", "rope_pairing", "n_kv_head")
+_ADDED_FIELDS = ("gelu", "rope_pairing", "n_kv_head", "attention_window", "n_experts", "moe_top_k", "moe_balance")
 
 
 @dataclass
@@ -82,6 +88,10 @@ class GPTConfig:
     gelu: str = "tanh"  # "tanh" (GPT-2's approximation) or "exact" (erf); used when mlp="gelu"
     rope_pairing: str = "half"  # "half" (i, i + d/2: Hugging Face) or "interleaved" (2i, 2i+1: Meta); positional="rope"
     n_kv_head: int | None = None  # key/value heads: None = n_head (multi-head); fewer = grouped-query (chapter 13)
+    attention_window: int | None = None  # sliding-window attention: each query sees its last W positions (chapter 13)
+    n_experts: int = 0  # 0: a dense MLP; more: a mixture of GELU experts (chapter 13, course.moe)
+    moe_top_k: int = 2  # experts per token
+    moe_balance: float = 0.01  # weight of the load-balancing loss added to the training loss (Switch: 0.01)
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -102,6 +112,17 @@ class GPTConfig:
             raise ValueError(f"the sinusoidal encoding needs an even n_embd, got {self.n_embd}.")
         for name in ("dropout", "attn_dropout"):
             fraction(getattr(self, name), name)
+        if self.attention_window is not None:
+            positive_int(self.attention_window, "GPTConfig.attention_window")
+        if self.n_experts:
+            positive_int(self.n_experts, "GPTConfig.n_experts")
+            positive_int(self.moe_top_k, "GPTConfig.moe_top_k")
+            if self.moe_top_k > self.n_experts:
+                raise ValueError(f"moe_top_k={self.moe_top_k} is more experts than n_experts={self.n_experts}.")
+            if self.mlp != "gelu":
+                raise ValueError("the mixture of experts (course.moe) is made of GELU MLPs: use mlp='gelu' with n_experts.")
+        if not (isinstance(self.moe_balance, (int, float)) and self.moe_balance >= 0):
+            raise ValueError(f"moe_balance must be a number >= 0, got {self.moe_balance!r}.")
 
     def __repr__(self) -> str:
         shown = (f for f in fields(self) if f.repr and not (f.name in _ADDED_FIELDS and getattr(self, f.name) == f.default))
@@ -183,9 +204,11 @@ class Block(nn.Module):
         self.attn = CausalSelfAttention(
             config.n_embd, config.n_head, bias=config.bias, dropout=config.dropout, attn_dropout=config.attn_dropout,
             rope=rope, layer_index=layer_index, n_kv_head=config.n_kv_head,
+            alibi=config.positional == "alibi", window=config.attention_window,
         )
         self.norm2 = make_norm(config)
-        self.mlp = MLP(config)
+        self.mlp: nn.Module = (MoE(config.n_embd, config.hidden, config.n_experts, config.moe_top_k)
+                               if config.n_experts else MLP(config))
 
     def forward(
         self, x: Tensor, *, cache: KVCache | None = None, return_weights: bool = False, positions: Tensor | None = None
@@ -215,7 +238,7 @@ class GPT(nn.Module):
             self.pos_emb = LearnedPositionalEmbedding(c.block_size, c.n_embd)
         elif c.positional == "sinusoidal":
             self.pos_emb = SinusoidalPositionalEncoding(c.n_embd, c.block_size)
-        else:
+        elif c.positional == "rope":
             rope = RoPE(c.head_dim, c.block_size, base=c.rope_base, pairing=c.rope_pairing)  # type: ignore[arg-type]
         self.rope = rope
         self.drop = nn.Dropout(c.dropout)
@@ -226,7 +249,10 @@ class GPT(nn.Module):
         residual_std = 0.02 / math.sqrt(2 * c.n_layer)  # GPT-2: residual projections scaled by depth
         for block in self.blocks:
             nn.init.normal_(block.attn.proj.weight, mean=0.0, std=residual_std)
-            nn.init.normal_(block.mlp.proj.weight, mean=0.0, std=residual_std)
+            if isinstance(block.mlp, MoE):
+                nn.init.normal_(block.mlp.w_out, mean=0.0, std=residual_std)
+            else:
+                nn.init.normal_(block.mlp.proj.weight, mean=0.0, std=residual_std)
         if c.tie_weights:
             self.head.weight = self.tok_emb.weight
 
@@ -341,7 +367,15 @@ class GPT(nn.Module):
             if targets.shape != idx.shape:
                 raise ValueError(f"targets must have the shape of idx {tuple(idx.shape)}, got {tuple(targets.shape)}.")
             loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-100)
+            if self.config.n_experts and self.config.moe_balance > 0:  # chapter 13: keep the experts in use
+                loss = loss + self.config.moe_balance * self.balance_loss()
         return logits, loss
+
+    def balance_loss(self) -> Tensor:
+        """The mean over layers of the mixture of experts' load-balancing loss of the last forward pass
+        (1 when balanced; `course.moe.load_balancing_loss`). Zero for a dense model."""
+        losses = [b.mlp.last["balance_loss"] for b in self.blocks if isinstance(b.mlp, MoE) and b.mlp.last]
+        return torch.stack(losses).mean() if losses else torch.zeros(())
 
     def forward_with_attention(self, idx: Tensor, *, position_ids: Tensor | None = None) -> tuple[Tensor, list[Tensor]]:
         """Logits and every layer's attention weights, each (batch, heads, time, time). Slow: for plots."""
@@ -349,7 +383,7 @@ class GPT(nn.Module):
         return self.head(x), weights
 
     def new_cache(self) -> KVCache:
-        return KVCache(self.config.n_layer)
+        return KVCache(self.config.n_layer, window=self.config.attention_window)
 
     # ------------------------------------------------------------------ counting
 
@@ -367,6 +401,12 @@ class GPT(nn.Module):
             if isinstance(self.pos_emb, LearnedPositionalEmbedding):
                 total -= self.pos_emb.weight.numel()
         return total
+
+    def active_parameters(self, *, non_embedding: bool = False) -> int:
+        """The parameters one token uses: `num_parameters` less the experts a mixture of experts leaves out
+        (each token runs moe_top_k of n_experts). Equal to `num_parameters` for a dense model."""
+        unused = sum(b.mlp.total_parameters() - b.mlp.active_parameters() for b in self.blocks if isinstance(b.mlp, MoE))
+        return self.num_parameters(non_embedding=non_embedding) - unused
 
     def parameter_breakdown(self) -> dict[str, int]:
         """Parameters per component; the values add up to `num_parameters()`."""
@@ -396,12 +436,13 @@ class GPT(nn.Module):
     def flops_per_token(self, seq_len: int | None = None) -> int:
         """Training FLOPs per token: 6·N (forward 2N, backward 4N) plus attention's 12·L·T·d.
 
-        N is the non-embedding parameter count (with the head); the attention term
-        counts QKᵀ and the weighted sum of V, which have no parameters.
+        N is the non-embedding parameter count (with the head), active parameters
+        only for a mixture of experts; the attention term counts QKᵀ and the weighted
+        sum of V, which have no parameters.
         """
         c = self.config
         t = c.block_size if seq_len is None else seq_len
-        return 6 * self.num_parameters(non_embedding=True) + 12 * c.n_layer * t * c.n_embd
+        return 6 * self.active_parameters(non_embedding=True) + 12 * c.n_layer * t * c.n_embd
 
     # ------------------------------------------------------------------ GPT-2 weights
 

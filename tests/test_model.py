@@ -256,7 +256,7 @@ def test_clear_errors_for_bad_input():
     "kw, message",
     [
         (dict(n_embd=30, n_head=4), "divisible"),
-        (dict(positional="alibi"), "positional must be one of"),
+        (dict(positional="t5"), "positional must be one of"),
         (dict(norm="batchnorm"), "norm must be one of"),
         (dict(n_layer=0), "positive int"),
         (dict(dropout=1.0), "dropout"),

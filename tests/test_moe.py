@@ -86,3 +86,29 @@ def test_parameter_counts_and_bad_settings():
         MoE(8, 16, 2, 3)
     with pytest.raises(ValueError, match="dispatch"):
         MoE(8, 16, 2, 1, dispatch="fast")
+
+
+def test_a_gpt_with_experts_adds_the_weighted_balance_loss_and_counts_active_parameters():
+    from course.model import GPT, GPTConfig
+
+    base = dict(vocab_size=13, block_size=8, n_layer=2, n_head=2, n_embd=16)
+    torch.manual_seed(0)
+    moe = GPT(GPTConfig(**base, n_experts=4, moe_top_k=1, moe_balance=0.5))
+    idx = torch.randint(0, 13, (3, 8))
+    logits, loss = moe(idx, idx)
+    plain = torch.nn.functional.cross_entropy(logits.view(-1, 13), idx.view(-1))
+    balance = torch.stack([b.mlp.last["balance_loss"] for b in moe.blocks]).mean()
+    assert torch.allclose(loss, plain + 0.5 * balance) and float(balance) >= 1.0 - 1e-6
+    loss.backward()
+    assert moe.blocks[0].mlp.router.weight.grad.abs().sum() > 0  # the router learns through P
+    dense = GPT(GPTConfig(**base))
+    per_expert = 16 * 64 + 64 + 64 * 16 + 16
+    assert moe.num_parameters() == dense.num_parameters() - 2 * per_expert + 2 * (4 * per_expert + 16 * 4)
+    assert moe.active_parameters() == dense.num_parameters() + 2 * 16 * 4  # one expert and the router per layer
+    assert dense.active_parameters() == dense.num_parameters()
+    assert moe.flops_per_token() == dense.flops_per_token() + 6 * 2 * 16 * 4
+    assert "n_experts" not in repr(dense.config) and "n_experts=4" in repr(moe.config)
+    with pytest.raises(ValueError, match="GELU"):
+        GPTConfig(**base, n_experts=4, mlp="swiglu")
+    with pytest.raises(ValueError, match="moe_top_k"):
+        GPTConfig(**base, n_experts=2, moe_top_k=3)
