@@ -14,8 +14,8 @@
   recomputation of the whole sequence. The cache holds keys and values, not
   positions: with RoPE, keys are cached already rotated, so a caller that gives
   explicit positions (``positions=``) keeps giving them for every new chunk.
-  ``KVCache(n_layer, window=W)`` keeps only the last W positions of each layer
-  (sliding-window attention, chapter 13): its memory stops growing at W.
+  `SlidingWindowKVCache(n_layer, W)` keeps only the last W positions of each
+  layer (sliding-window attention, chapter 13): its memory stops growing at W.
 
 Two options of chapter 13 change which keys a query sees and how: ``alibi=True``
 adds ALiBi's distance penalty -slope·(i - j) to the scores (`course.positional`),
@@ -90,43 +90,28 @@ class KVCache:
     """Keys and values of the positions seen so far, one (k, v) pair per layer.
 
     Each tensor has shape (batch, heads, positions, head_dim). `length` is the
-    number of positions seen: the position of the next token. With ``window=W``
-    (sliding-window attention) each layer stores only its last W positions, so
-    `length` can exceed what is stored (`stored_length`).
+    number of cached positions: the position of the next token.
     """
 
-    def __init__(self, n_layer: int, window: int | None = None) -> None:
-        if window is not None and (not isinstance(window, int) or window < 1):
-            raise ValueError(f"window must be a positive number of positions or None, got {window!r}.")
+    def __init__(self, n_layer: int) -> None:
         self.layers: list[tuple[Tensor, Tensor] | None] = [None] * n_layer
-        self.seen = [0] * n_layer
-        self.window = window
 
     @property
     def length(self) -> int:
-        """Positions seen so far (by the first layer: during a forward pass, later layers lag behind)."""
+        """Positions cached so far (by the first layer: during a forward pass, later layers lag behind)."""
         return self.layer_length(0)
 
     def layer_length(self, layer: int) -> int:
-        return self.seen[layer]
-
-    def stored_length(self, layer: int = 0) -> int:
         kv = self.layers[layer]
         return 0 if kv is None else kv[0].shape[-2]
 
     def update(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """Append new keys/values for ``layer``; return the stored ones followed by the new ones.
-
-        With a window, what is kept afterwards is only the last ``window`` positions."""
+        """Append new keys/values for ``layer``; return all keys/values so far."""
         past = self.layers[layer]
         if past is not None:
             k = torch.cat((past[0], k), dim=-2)
             v = torch.cat((past[1], v), dim=-2)
-        self.seen[layer] += k.shape[-2] - (0 if past is None else past[0].shape[-2])
-        if self.window is not None and k.shape[-2] > self.window:
-            self.layers[layer] = (k[..., -self.window:, :], v[..., -self.window:, :])
-        else:
-            self.layers[layer] = (k, v)
+        self.layers[layer] = (k, v)
         return k, v
 
     def nbytes(self) -> int:
@@ -135,19 +120,49 @@ class KVCache:
 
     def crop(self, length: int) -> None:
         """Keep only the first ``length`` positions (used to slide or rewind)."""
-        cropped: list[tuple[Tensor, Tensor] | None] = []
+        self.layers = [None if kv is None else (kv[0][..., :length, :], kv[1][..., :length, :]) for kv in self.layers]
+
+
+class SlidingWindowKVCache(KVCache):
+    """A KV cache for sliding-window attention (chapter 13): each layer stores only its last ``window`` positions.
+
+    `length` is still the number of positions seen (the next token's position, which RoPE needs);
+    `stored_length` is what each layer holds, at most ``window``: the cache's memory stops growing.
+    """
+
+    def __init__(self, n_layer: int, window: int) -> None:
+        if not isinstance(window, int) or window < 1:
+            raise ValueError(f"window must be a positive number of positions, got {window!r}.")
+        super().__init__(n_layer)
+        self.window = window
+        self.seen = [0] * n_layer
+
+    def layer_length(self, layer: int) -> int:
+        return self.seen[layer]
+
+    def stored_length(self, layer: int = 0) -> int:
+        return super().layer_length(layer)
+
+    def update(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Append; return the stored keys/values followed by the new ones; then keep only the last ``window``."""
+        self.seen[layer] += k.shape[-2]
+        k, v = super().update(layer, k, v)
+        if k.shape[-2] > self.window:
+            self.layers[layer] = (k[..., -self.window:, :], v[..., -self.window:, :])
+        return k, v
+
+    def crop(self, length: int) -> None:
+        """Rewind to ``length`` positions, as far back as the oldest stored one."""
         for i, kv in enumerate(self.layers):
             if kv is None:
-                cropped.append(None)
                 continue
             first = self.seen[i] - kv[0].shape[-2]  # the position of the oldest stored key
             if length < first:
                 raise ValueError(f"cannot rewind to {length} positions: this sliding-window cache no longer holds "
                                  f"positions before {first}. Start a new cache and re-read the prompt.")
             keep = min(length, self.seen[i]) - first
-            cropped.append((kv[0][..., :keep, :], kv[1][..., :keep, :]))
+            self.layers[i] = (kv[0][..., :keep, :], kv[1][..., :keep, :])
             self.seen[i] = min(length, self.seen[i])
-        self.layers = cropped
 
 
 class CausalSelfAttention(nn.Module):

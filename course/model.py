@@ -50,7 +50,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch import Tensor, nn
 
-from .attention import CausalSelfAttention, KVCache
+from .attention import CausalSelfAttention, KVCache, SlidingWindowKVCache
 from .moe import MoE
 from .positional import LearnedPositionalEmbedding, RoPE, SinusoidalPositionalEncoding
 from .validate import dataclass_from_dict, fraction, one_of, positive_int
@@ -383,7 +383,9 @@ class GPT(nn.Module):
         return self.head(x), weights
 
     def new_cache(self) -> KVCache:
-        return KVCache(self.config.n_layer, window=self.config.attention_window)
+        if self.config.attention_window is not None:
+            return SlidingWindowKVCache(self.config.n_layer, self.config.attention_window)
+        return KVCache(self.config.n_layer)
 
     # ------------------------------------------------------------------ counting
 

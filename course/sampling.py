@@ -626,11 +626,13 @@ def kv_cache_bytes(config: GPTConfig, tokens: int, *, batch: int = 1, dtype: tor
     """Memory of a full KV cache: 2 (keys and values) x layers x tokens x d_model x batch x bytes per number.
 
     With grouped-query attention (``config.n_kv_head``, chapter 13) the cache holds only the
-    key/value heads: d_model becomes n_kv_head x head_dim.
+    key/value heads: d_model becomes n_kv_head x head_dim. With sliding-window attention
+    (``config.attention_window``) it holds at most the last window positions.
     """
     bytes_per = torch.empty(0, dtype=dtype).element_size()
     width = config.n_embd if config.n_kv_head is None else config.n_kv_head * config.head_dim
-    return 2 * config.n_layer * tokens * width * batch * bytes_per
+    kept = tokens if config.attention_window is None else min(tokens, config.attention_window)
+    return 2 * config.n_layer * kept * width * batch * bytes_per
 
 
 # ============================================================================ checks (of a direct call; never per token)

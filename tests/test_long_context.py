@@ -121,6 +121,9 @@ def test_a_window_limits_what_each_query_sees_and_what_the_cache_keeps():
         steps = [model(idx[:, :3], cache=cache)[0]] + [model(idx[:, i:i + 1], cache=cache)[0] for i in range(3, 16)]
         assert torch.allclose(torch.cat(steps, 1), a, atol=1e-5)
     assert cache.length == 16 and cache.stored_length() == 4
+    from course.sampling import kv_cache_bytes
+
+    assert kv_cache_bytes(model.config, 16) == cache.nbytes() == kv_cache_bytes(model.config, 4)
     assert cache.nbytes() == 2 * 2 * 1 * 4 * 4 * 4 * 4  # layers · (k, v) · batch · heads · W · head_dim · 4 bytes
     with pytest.raises(ValueError, match="no longer holds"):
         cache.crop(5)
