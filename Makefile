@@ -10,6 +10,7 @@
 #   make assistant      retrain the shipped assistant of chapter 11 (course/checkpoints/assistant-char; TRAINING.md says how long)
 #   make assistant-grid chapter 11's grid of instruction-tuning runs (about 3 hours; benchmarks/results/assistant.json)
 #   make preference-grid chapter 12's grid: reward models, best-of-N, DPO, REINFORCE and GRPO (benchmarks/results/preferences.json)
+#   make modern-grid    chapter 13's grid: block variants, GQA, MoE, long context, speculative decoding (benchmarks/results/modern.json)
 #   make grade SUBMISSIONS=folder   grade students' notebooks (RUNS THEIR CODE: docs/GRADING.md)
 #   make grade-sandboxed SUBMISSIONS=folder   the same inside a bubblewrap sandbox (Linux, bwrap installed)
 #   make nbgrader the chapters as an nbgrader course folder in _build/nbgrader, nbgrader in _build/nbgrader-venv (docs/GRADING.md)
@@ -22,7 +23,7 @@ STAMP := $(VENV)/.installed
 # CPU wheel; a looser spec would download a multi-GB CUDA build.
 TORCH_PIN := $(shell grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
 
-.PHONY: setup book execute render test lab browser-test student plain bench scaling-grid assistant assistant-grid preference-grid grade grade-sandboxed nbgrader clean
+.PHONY: setup book execute render test lab browser-test student plain bench scaling-grid assistant assistant-grid preference-grid modern-grid grade grade-sandboxed nbgrader clean
 
 setup: $(STAMP)
 
@@ -99,6 +100,9 @@ assistant-grid: $(STAMP)
 # Chapter 12's grid, from the shipped assistant; continues an interrupted run (FRESH=1 starts over)
 preference-grid: $(STAMP)
 	$(PY) benchmarks/preference_grid.py $(if $(FRESH),--fresh)
+
+modern-grid: $(STAMP)
+	$(PY) benchmarks/modern_grid.py $(if $(FRESH),--fresh)
 
 # Each exercise of each student runs in its own process with a time limit (TIMEOUT
 # seconds); JOBS at a time. Reports in $(GRADES): grades.csv, summary.md, summary.csv.
