@@ -131,7 +131,7 @@ def _count(chosen, n, dtype):
     (lambda p, c, n: n * (_count(c, n, p.dtype) / c.shape[0] * p.mean(0)).sum(), ["tokens * k"]),
     (lambda p, c, n: n * (_count(c[:, 0], n, p.dtype) / c.shape[0] * p.mean(0)).sum(), ["first choice"]),
     (lambda p, c, n: n * (_count(c, n, p.dtype) / c.numel() * p.sum(0)).sum(), ["mean"]),
-    (lambda p, c, n: float(load_balancing_loss(p, c, n)), ["torch tensor"]),
+    (lambda p, c, n: float(load_balancing_loss(p, c, n).detach()), ["torch tensor"]),
     (lambda p, c, n: load_balancing_loss(p.detach(), c, n), ["gradient"]),
     (lambda p, c, n: None, ["None"]),
 ])
