@@ -165,7 +165,11 @@ def test_every_chapter_reads_in_jupyterlab_as_in_the_book(lab_all, page, shots):
             if "def softmax" not in (code.inner_text() or ""):
                 problems.append("03: the opened solution does not show softmax's code")
     assert not problems, "\n".join(problems)
-    assert page.errors == [], f"JavaScript errors: {page.errors}"
+    # JupyterLab 4.6 with ipykernel 7 opens a kernel subshell for comms once a chapter's kernel is connected; this test
+    # closes each chapter as soon as it has read it, which cancels a request still on its way: an artefact of opening
+    # fourteen chapters in a few seconds, not of any chapter. Every other console error still fails the test.
+    errors = [e for e in page.errors if "Canceled future for create_subshell_request" not in e]
+    assert errors == [], f"JavaScript errors: {errors}"
 
 
 def test_the_prose_shows_the_learners_own_numbers_after_a_run(lab_all, page):
