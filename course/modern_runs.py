@@ -22,12 +22,11 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
-import torch
 from torch import nn
 
 from .evaluate import validation_bpc
 from .model import GPT, GPTConfig
-from .moe import MoE
+from .moe import MoE, expert_load
 from .token_data import Dataset
 
 BASE = dict(n_layer=4, n_head=4, n_embd=128, block_size=128, dropout=0.0)
@@ -68,8 +67,7 @@ def expert_loads(model: nn.Module) -> list[list[float]]:
     loads = []
     for m in model.modules():
         if isinstance(m, MoE) and m.last:
-            counts = torch.bincount(m.last["chosen"].reshape(-1), minlength=m.n_experts).double()
-            loads.append((counts / counts.sum()).tolist())
+            loads.append(expert_load(m.last["chosen"], m.n_experts).tolist())
     return loads
 
 
@@ -100,4 +98,4 @@ def train_run(data: Dataset, val_text: str, config: GPTConfig, *, steps: int, se
 
 
 __all__ = ["BASE", "BATCH", "BLOCK_LABELS", "BLOCK_STEPS", "LR", "block_config", "expert_loads", "swiglu_hidden",
-           "train_run", "with_config"]
+           "train_run"]

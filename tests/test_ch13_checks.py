@@ -3,8 +3,6 @@ every usual slip fails with a message that names it."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
